@@ -30,7 +30,9 @@
 )]
 
 mod bytes;
+pub mod content;
 pub mod entry;
+pub mod envelope;
 pub mod feed;
 pub mod identity;
 pub mod ids;
