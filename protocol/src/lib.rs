@@ -29,6 +29,7 @@
     )
 )]
 
+pub mod backup;
 mod bytes;
 pub mod content;
 pub mod entry;
@@ -37,7 +38,10 @@ pub mod feed;
 pub mod identity;
 pub mod ids;
 mod nacl;
+pub mod recovery;
 pub mod sealed;
+pub mod secret;
+pub mod shard;
 
 pub use identity::{FeedId, Keypair, X25519PublicKey, X25519SecretKey};
 pub use ids::{BackupId, EntryId, RequestId};
