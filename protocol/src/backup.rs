@@ -18,12 +18,12 @@ use vsss_rs::{Gf256, IdentifierGf256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::content::{
-    Base64Bytes, CheckKey, Release, Root, RootCustodian, Shard, MAX_CUSTODIANS, MAX_TRUSTEES,
-    MAX_VETO_DELAY_SECS, V1,
+    Base64Bytes, CheckKey, MAX_CUSTODIANS, MAX_TRUSTEES, MAX_VETO_DELAY_SECS, Release, Root,
+    RootCustodian, Shard, V1,
 };
 use crate::identity::{FeedId, Keypair};
 use crate::ids::BackupId;
-use crate::nacl::{secretbox_seal, NONCE_LEN};
+use crate::nacl::{NONCE_LEN, secretbox_seal};
 use crate::secret::{SecretError, SecretMaterial};
 use crate::shard::{InnerShard, Policy, ShardError};
 
@@ -41,7 +41,9 @@ pub enum BackupError {
     #[error("the owner cannot be its own custodian")]
     OwnerIsCustodian,
     /// The threshold is 0 or more than the number of custodians.
-    #[error("threshold must be between 1 and the number of custodians ({custodians}), got {threshold}")]
+    #[error(
+        "threshold must be between 1 and the number of custodians ({custodians}), got {threshold}"
+    )]
     Threshold {
         /// The threshold asked for.
         threshold: usize,
@@ -205,15 +207,21 @@ pub fn create(
 /// Splits the 32-byte key into `n` shares with threshold `t`, each share a
 /// random distinct non-zero id and 32 bytes. With `t = 1` every share is the
 /// key itself (a polynomial of degree 0), which vsss-rs does not do for us.
+/// Shares as (share id, share value) pairs.
+type Shares = Vec<(u8, Zeroizing<[u8; 32]>)>;
+
 fn split_key(
     rng: &mut impl rand_core::CryptoRng,
     key: &[u8; 32],
     threshold: u8,
     n: usize,
-) -> Result<Vec<(u8, Zeroizing<[u8; 32]>)>, BackupError> {
+) -> Result<Shares, BackupError> {
     let ids = random_share_ids(rng, n);
     if threshold == 1 {
-        return Ok(ids.into_iter().map(|id| (id, Zeroizing::new(*key))).collect());
+        return Ok(ids
+            .into_iter()
+            .map(|id| (id, Zeroizing::new(*key)))
+            .collect());
     }
     let mut shares = Gf256::split_bytes_with_participant_ids_iter(
         usize::from(threshold),
@@ -226,7 +234,9 @@ fn split_key(
     let out = shares
         .iter()
         .map(|s| {
-            let (id, value) = s.split_first().ok_or(BackupError::Sharing("empty share".into()))?;
+            let (id, value) = s
+                .split_first()
+                .ok_or(BackupError::Sharing("empty share".into()))?;
             let value: [u8; 32] = value
                 .try_into()
                 .map_err(|_| BackupError::Sharing("share of the wrong length".into()))?;

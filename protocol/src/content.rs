@@ -50,7 +50,9 @@ pub enum ContentError {
     #[error("field `type`: unknown content type {0:?}")]
     UnknownType(String),
     /// The `version` is missing or not one this code knows.
-    #[error("field `version`: unsupported version {found} of `{content_type}` (this node reads version {CONTENT_VERSION})")]
+    #[error(
+        "field `version`: unsupported version {found} of `{content_type}` (this node reads version {CONTENT_VERSION})"
+    )]
     UnsupportedVersion {
         /// The content type.
         content_type: &'static str,
@@ -137,7 +139,9 @@ impl<'de> Deserialize<'de> for Base64Bytes {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         // Refuse oversized strings before decoding them.
         if s.len() > MAX_SEALED_LEN.div_ceil(3) * 4 {
-            return Err(de::Error::custom(format!("longer than {MAX_SEALED_LEN} bytes")));
+            return Err(de::Error::custom(format!(
+                "longer than {MAX_SEALED_LEN} bytes"
+            )));
         }
         base64::engine::general_purpose::STANDARD
             .decode(s.as_bytes())
@@ -374,6 +378,9 @@ pub struct Redeemed {
 }
 
 /// Any content.
+// Values are transient (one parsed at a time), so the size difference between
+// `root` and `revoke` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[allow(missing_docs)]
@@ -430,7 +437,8 @@ impl Content {
 
     /// Parses content strictly.
     pub fn parse(bytes: &[u8]) -> Result<Self, ContentError> {
-        let StrictValue(value) = serde_json::from_slice(bytes).map_err(|e| ContentError::Json(e.to_string()))?;
+        let StrictValue(value) =
+            serde_json::from_slice(bytes).map_err(|e| ContentError::Json(e.to_string()))?;
         let Value::Object(mut map) = value else {
             return Err(ContentError::NotAnObject);
         };
@@ -488,9 +496,7 @@ impl Content {
             Self::Shard(s) => check_sealed("sealed", &s.sealed),
             Self::Reply(r) => check_sealed("sealed", &r.sealed),
             Self::Forward(f) => check_sealed("sealed", &f.sealed),
-            Self::Request(r) => {
-                check_feed_list("custodians", &r.custodians, 1, MAX_CUSTODIANS)
-            }
+            Self::Request(r) => check_feed_list("custodians", &r.custodians, 1, MAX_CUSTODIANS),
             Self::Deny(d) => check_text("reason", d.reason.as_deref(), MAX_TEXT_LEN),
             Self::Grant(g) => {
                 if let Some(label) = &g.label {
@@ -530,7 +536,10 @@ fn serde_named_field(message: &str) -> Option<String> {
 fn check_name(field: &str, name: &str) -> Result<(), ContentError> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(field_error(field, format!("must be 1 to {MAX_NAME_CHARS} characters")));
+        return Err(field_error(
+            field,
+            format!("must be 1 to {MAX_NAME_CHARS} characters"),
+        ));
     }
     if name.chars().any(char::is_control) {
         return Err(field_error(field, "must not contain control characters"));
@@ -540,7 +549,10 @@ fn check_name(field: &str, name: &str) -> Result<(), ContentError> {
 
 fn check_label(field: &str, label: &str) -> Result<(), ContentError> {
     if label.is_empty() || label.len() > MAX_LABEL_LEN {
-        return Err(field_error(field, format!("must be 1 to {MAX_LABEL_LEN} bytes")));
+        return Err(field_error(
+            field,
+            format!("must be 1 to {MAX_LABEL_LEN} bytes"),
+        ));
     }
     if label.chars().any(char::is_control) {
         return Err(field_error(field, "must not contain control characters"));
@@ -558,14 +570,25 @@ fn check_text(field: &str, text: Option<&str>, max: usize) -> Result<(), Content
 fn check_sealed(field: &str, sealed: &Base64Bytes) -> Result<(), ContentError> {
     let min = crate::sealed::SEAL_OVERHEAD + 1;
     if sealed.0.len() < min || sealed.0.len() > MAX_SEALED_LEN {
-        return Err(field_error(field, format!("must decode to {min} to {MAX_SEALED_LEN} bytes")));
+        return Err(field_error(
+            field,
+            format!("must decode to {min} to {MAX_SEALED_LEN} bytes"),
+        ));
     }
     Ok(())
 }
 
-fn check_feed_list(field: &str, feeds: &[FeedId], min: usize, max: usize) -> Result<(), ContentError> {
+fn check_feed_list(
+    field: &str,
+    feeds: &[FeedId],
+    min: usize,
+    max: usize,
+) -> Result<(), ContentError> {
     if feeds.len() < min || feeds.len() > max {
-        return Err(field_error(field, format!("must list {min} to {max} feeds")));
+        return Err(field_error(
+            field,
+            format!("must list {min} to {max} feeds"),
+        ));
     }
     let mut seen = BTreeSet::new();
     if let Some(i) = feeds.iter().position(|f| !seen.insert(*f)) {
@@ -579,7 +602,10 @@ fn check_custodians(field: &str, feeds: &[FeedId], threshold: u8) -> Result<(), 
     if threshold == 0 || usize::from(threshold) > feeds.len() {
         return Err(field_error(
             "threshold",
-            format!("must be between 1 and the number of custodians ({})", feeds.len()),
+            format!(
+                "must be between 1 and the number of custodians ({})",
+                feeds.len()
+            ),
         ));
     }
     Ok(())
@@ -591,7 +617,10 @@ fn check_trustees(trustees: &[FeedId]) -> Result<(), ContentError> {
 
 fn check_veto(secs: u32) -> Result<(), ContentError> {
     if secs > MAX_VETO_DELAY_SECS {
-        return Err(field_error("veto_delay_secs", format!("must be at most {MAX_VETO_DELAY_SECS} (a year)")));
+        return Err(field_error(
+            "veto_delay_secs",
+            format!("must be at most {MAX_VETO_DELAY_SECS} (a year)"),
+        ));
     }
     Ok(())
 }
@@ -687,17 +716,44 @@ mod tests {
 
     #[test]
     fn strictness_names_the_field() {
-        let ok = format!(r#"{{"type":"contact","version":1,"contact":"{}","following":true}}"#, feed(1));
+        let ok = format!(
+            r#"{{"type":"contact","version":1,"contact":"{}","following":true}}"#,
+            feed(1)
+        );
         assert!(Content::parse(ok.as_bytes()).is_ok());
         let cases = [
             (r#"[1]"#.to_owned(), "content must be a JSON object"),
-            (r#"{"type":"nope","version":1}"#.to_owned(), "field `type`: unknown content type \"nope\""),
-            (ok.replace("\"version\":1", "\"version\":2"), "field `version`: unsupported version 2 of `contact` (this node reads version 1)"),
-            (ok.replace("\"following\":true", "\"following\":true,\"extra\":1"), "field `extra`: unknown field `extra`, expected one of `version`, `contact`, `following`"),
-            (ok.replace(",\"following\":true", ""), "field `following`: missing field `following`"),
-            (ok.replace("\"following\":true", "\"following\":1"), "field `following`: invalid type: integer `1`, expected a boolean"),
-            (ok.replace("\"following\":true", "\"following\":true,\"following\":false"), "not valid JSON: duplicate key `following` at line 1 column 130"),
-            (ok.replace("12D3KooW", "12D3KooX"), "field `contact`: not a feed id: expected the PeerId of an ed25519 key (12D3KooW...)"),
+            (
+                r#"{"type":"nope","version":1}"#.to_owned(),
+                "field `type`: unknown content type \"nope\"",
+            ),
+            (
+                ok.replace("\"version\":1", "\"version\":2"),
+                "field `version`: unsupported version 2 of `contact` (this node reads version 1)",
+            ),
+            (
+                ok.replace("\"following\":true", "\"following\":true,\"extra\":1"),
+                "field `extra`: unknown field `extra`, expected one of `version`, `contact`, `following`",
+            ),
+            (
+                ok.replace(",\"following\":true", ""),
+                "field `following`: missing field `following`",
+            ),
+            (
+                ok.replace("\"following\":true", "\"following\":1"),
+                "field `following`: invalid type: integer `1`, expected a boolean",
+            ),
+            (
+                ok.replace(
+                    "\"following\":true",
+                    "\"following\":true,\"following\":false",
+                ),
+                "not valid JSON: duplicate key `following` at line 1 column 130",
+            ),
+            (
+                ok.replace("12D3KooW", "12D3KooX"),
+                "field `contact`: not a feed id: expected the PeerId of an ed25519 key (12D3KooW...)",
+            ),
         ];
         for (json, expected) in cases {
             let err = Content::parse(json.as_bytes()).unwrap_err();
@@ -716,7 +772,10 @@ mod tests {
         };
         assert!(Content::parse(grant(2, &custodians.join(",")).as_bytes()).is_ok());
         let err = Content::parse(grant(4, &custodians.join(",")).as_bytes()).unwrap_err();
-        assert_eq!(err.to_string(), "field `threshold`: must be between 1 and the number of custodians (3)");
+        assert_eq!(
+            err.to_string(),
+            "field `threshold`: must be between 1 and the number of custodians (3)"
+        );
         let twice = format!("{},{}", custodians[0], custodians[0]);
         let err = Content::parse(grant(1, &twice).as_bytes()).unwrap_err();
         assert_eq!(err.to_string(), "field `custodians[1]`: listed twice");

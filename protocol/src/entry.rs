@@ -19,7 +19,7 @@
 
 use crate::bytes::Reader;
 use crate::identity::Keypair;
-use crate::ids::{sha256, EntryId};
+use crate::ids::{EntryId, sha256};
 
 /// The only header format this code reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
@@ -160,7 +160,9 @@ impl SignedHeader {
         let payload_len = u32::try_from(payload.len())
             .ok()
             .filter(|&n| n as usize <= MAX_PAYLOAD_LEN)
-            .ok_or(DecodeError::Oversize(u32::try_from(payload.len()).unwrap_or(u32::MAX)))?;
+            .ok_or(DecodeError::Oversize(
+                u32::try_from(payload.len()).unwrap_or(u32::MAX),
+            ))?;
         let header = Header {
             author: *author.feed_id().as_bytes(),
             seq: previous.map_or(1, |p| p.header.seq.saturating_add(1)),
@@ -286,12 +288,21 @@ mod tests {
         let kp = Keypair::from_seed(&[1; 32]);
         let e = SignedHeader::sign_next(&kp, None, 1, PayloadKind::Public, b"{}").unwrap();
         let mut b = *e.as_bytes();
-        assert_eq!(SignedHeader::decode(&b[..181]), Err(DecodeError::Length(181)));
+        assert_eq!(
+            SignedHeader::decode(&b[..181]),
+            Err(DecodeError::Length(181))
+        );
         b[0] = 2;
-        assert_eq!(SignedHeader::decode(&b), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(
+            SignedHeader::decode(&b),
+            Err(DecodeError::UnknownVersion(2))
+        );
         let mut b = *e.as_bytes();
         b[81] = 7;
-        assert_eq!(SignedHeader::decode(&b), Err(DecodeError::UnknownPayloadKind(7)));
+        assert_eq!(
+            SignedHeader::decode(&b),
+            Err(DecodeError::UnknownPayloadKind(7))
+        );
         let mut b = *e.as_bytes();
         b[33..41].copy_from_slice(&0u64.to_be_bytes());
         assert_eq!(SignedHeader::decode(&b), Err(DecodeError::ZeroSeq));

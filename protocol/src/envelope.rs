@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use crate::identity::{FeedId, X25519PublicKey, X25519SecretKey};
 use crate::ids::sha256;
-use crate::nacl::{box_key, secretbox_open, secretbox_seal, NONCE_LEN, TAG_LEN};
+use crate::nacl::{NONCE_LEN, TAG_LEN, box_key, secretbox_open, secretbox_seal};
 
 /// The only envelope format this code reads and writes.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -48,9 +48,9 @@ pub enum EnvelopeError {
     /// More than eight recipients.
     #[error("an envelope has at most {MAX_RECIPIENTS} recipients, got {0}")]
     TooManyRecipients(usize),
-    /// The same recipient twice.
-    #[error("recipient listed twice: {0}")]
-    DuplicateRecipient(FeedId),
+    /// The same recipient twice; the index of the repeat.
+    #[error("recipient #{0} is listed twice")]
+    DuplicateRecipient(usize),
     /// The plaintext would not fit in an entry.
     #[error("plaintext of {0} bytes is over the {MAX_PLAINTEXT_LEN}-byte limit")]
     TooLarge(usize),
@@ -80,8 +80,8 @@ pub fn seal(
         return Err(EnvelopeError::TooManyRecipients(recipients.len()));
     }
     let mut seen = BTreeSet::new();
-    if let Some(dup) = recipients.iter().find(|r| !seen.insert(**r)) {
-        return Err(EnvelopeError::DuplicateRecipient(*dup));
+    if let Some(i) = recipients.iter().position(|r| !seen.insert(*r)) {
+        return Err(EnvelopeError::DuplicateRecipient(i));
     }
     if plaintext.len() > MAX_PLAINTEXT_LEN {
         return Err(EnvelopeError::TooLarge(plaintext.len()));
@@ -185,7 +185,11 @@ mod tests {
             assert_eq!(&opened[..], b"hello");
         }
         assert_eq!(open(&k[9].x25519_secret(), &author, &env), Ok(None));
-        assert_eq!(open(&k[0].x25519_secret(), &author, &env), Ok(None), "not even the author");
+        assert_eq!(
+            open(&k[0].x25519_secret(), &author, &env),
+            Ok(None),
+            "not even the author"
+        );
         assert_eq!(
             open(&k[1].x25519_secret(), &k[9].feed_id(), &env),
             Err(EnvelopeError::NotBound)
@@ -207,13 +211,25 @@ mod tests {
         let k = keys(10);
         let mut rng = ChaCha20Rng::seed_from_u64(13);
         let a = k[0].feed_id();
-        assert_eq!(seal(&mut rng, &a, &[], b"x"), Err(EnvelopeError::NoRecipients));
+        assert_eq!(
+            seal(&mut rng, &a, &[], b"x"),
+            Err(EnvelopeError::NoRecipients)
+        );
         let nine: Vec<FeedId> = k[1..10].iter().map(Keypair::feed_id).collect();
-        assert_eq!(seal(&mut rng, &a, &nine, b"x"), Err(EnvelopeError::TooManyRecipients(9)));
+        assert_eq!(
+            seal(&mut rng, &a, &nine, b"x"),
+            Err(EnvelopeError::TooManyRecipients(9))
+        );
         let b = k[1].feed_id();
-        assert_eq!(seal(&mut rng, &a, &[b, b], b"x"), Err(EnvelopeError::DuplicateRecipient(b)));
+        assert_eq!(
+            seal(&mut rng, &a, &[b, b], b"x"),
+            Err(EnvelopeError::DuplicateRecipient(1))
+        );
         let big = vec![0u8; MAX_PLAINTEXT_LEN + 1];
-        assert_eq!(seal(&mut rng, &a, &[b], &big), Err(EnvelopeError::TooLarge(big.len())));
+        assert_eq!(
+            seal(&mut rng, &a, &[b], &big),
+            Err(EnvelopeError::TooLarge(big.len()))
+        );
         assert!(seal(&mut rng, &a, &[b], &big[1..]).is_ok());
     }
 

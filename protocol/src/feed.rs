@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use crate::entry::{DecodeError, PayloadKind, SignedHeader, MAX_PAYLOAD_LEN, SIGNED_HEADER_LEN};
+use crate::entry::{DecodeError, MAX_PAYLOAD_LEN, PayloadKind, SIGNED_HEADER_LEN, SignedHeader};
 use crate::identity::FeedId;
 use crate::ids::sha256;
 
@@ -282,9 +282,9 @@ fn r_is_canonical_and_large(sig: &[u8; 64]) -> bool {
     // y >= p = 2^255 - 19 exactly when bytes 1..31 are all 0xff (the top one
     // 0x7f once the sign is cleared) and byte 0 is at least 0xed.
     let (low, rest) = y.split_at(1);
-    let all_ones = rest.split_last().is_some_and(|(top, mid)| {
-        *top == 0x7f && mid.iter().all(|&b| b == 0xff)
-    });
+    let all_ones = rest
+        .split_last()
+        .is_some_and(|(top, mid)| *top == 0x7f && mid.iter().all(|&b| b == 0xff));
     if all_ones && low.first().is_some_and(|&b| b >= 0xed) {
         return false;
     }
@@ -357,8 +357,8 @@ pub fn payload_kind(entry: &SignedHeader) -> PayloadKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::PayloadKind;
     use crate::Keypair;
+    use crate::entry::PayloadKind;
 
     const NOW: u64 = 1_700_000_000_000;
 
@@ -381,13 +381,28 @@ mod tests {
         let (e1, p1) = &entries[0];
         assert_eq!(
             feed.check(&entries[1].0, None, NOW),
-            Err(EntryError::WrongSeq { expected: 1, found: 2 })
+            Err(EntryError::WrongSeq {
+                expected: 1,
+                found: 2
+            })
         );
-        assert_eq!(feed.check(e1, Some(b"other"), NOW), Err(EntryError::PayloadLength { declared: 7, actual: 5 }));
-        assert_eq!(feed.check(e1, Some(b"{\"n\":9}"), NOW), Err(EntryError::PayloadHash));
+        assert_eq!(
+            feed.check(e1, Some(b"other"), NOW),
+            Err(EntryError::PayloadLength {
+                declared: 7,
+                actual: 5
+            })
+        );
+        assert_eq!(
+            feed.check(e1, Some(b"{\"n\":9}"), NOW),
+            Err(EntryError::PayloadHash)
+        );
         assert_eq!(
             feed.check(e1, Some(p1), NOW - MAX_CLOCK_SKEW_MS - 1),
-            Err(EntryError::FromTheFuture { timestamp_ms: NOW, now_ms: NOW - MAX_CLOCK_SKEW_MS - 1 })
+            Err(EntryError::FromTheFuture {
+                timestamp_ms: NOW,
+                now_ms: NOW - MAX_CLOCK_SKEW_MS - 1
+            })
         );
         feed.append(e1.clone(), Some(p1), NOW).unwrap();
         assert_eq!(feed.check(e1, Some(p1), NOW), Err(EntryError::AlreadyHave));
@@ -396,7 +411,10 @@ mod tests {
 
         let stranger = Keypair::from_seed(&[4; 32]);
         let foreign = chain(&stranger, 3);
-        assert_eq!(feed.check(&foreign[2].0, None, NOW), Err(EntryError::WrongAuthor));
+        assert_eq!(
+            feed.check(&foreign[2].0, None, NOW),
+            Err(EntryError::WrongAuthor)
+        );
     }
 
     #[test]
@@ -415,15 +433,20 @@ mod tests {
         // A next entry whose backlink skips our head is refused.
         let after_other =
             SignedHeader::sign_next(&kp, Some(&other), NOW, PayloadKind::Public, b"x").unwrap();
-        assert_eq!(feed.check(&after_other, None, NOW), Err(EntryError::WrongBacklink));
+        assert_eq!(
+            feed.check(&after_other, None, NOW),
+            Err(EntryError::WrongBacklink)
+        );
     }
 
     #[test]
     fn batch_append_takes_the_valid_prefix() {
         let kp = Keypair::from_seed(&[6; 32]);
         let entries = chain(&kp, 10);
-        let mut run: Vec<(SignedHeader, Option<&[u8]>)> =
-            entries.iter().map(|(e, p)| (e.clone(), Some(p.as_slice()))).collect();
+        let mut run: Vec<(SignedHeader, Option<&[u8]>)> = entries
+            .iter()
+            .map(|(e, p)| (e.clone(), Some(p.as_slice())))
+            .collect();
         let mut feed = Feed::new(kp.feed_id());
         assert_eq!(feed.append_run(&run, NOW), (10, None));
 

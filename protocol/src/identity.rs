@@ -86,9 +86,13 @@ impl Keypair {
     /// the first half of SHA-512(seed), clamped.
     pub fn x25519_secret(&self) -> X25519SecretKey {
         let mut bytes = Zeroizing::new(self.signing.to_scalar_bytes());
-        bytes[0] &= 248;
-        bytes[31] &= 127;
-        bytes[31] |= 64;
+        if let Some(first) = bytes.first_mut() {
+            *first &= 248;
+        }
+        if let Some(last) = bytes.last_mut() {
+            *last &= 127;
+            *last |= 64;
+        }
         X25519SecretKey(bytes)
     }
 }
@@ -294,10 +298,17 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let kp = Keypair::generate(&mut rng);
         let torsion = curve25519_dalek::constants::EIGHT_TORSION[1];
-        let mixed = (kp.feed_id().key.to_edwards() + torsion).compress().to_bytes();
+        let mixed = (kp.feed_id().key.to_edwards() + torsion)
+            .compress()
+            .to_bytes();
         assert_eq!(FeedId::from_bytes(&mixed), Err(KeyError::WeakKey));
         // Not a feed id at all.
-        for s in ["", "12D3KooW", "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N", "0OIl"] {
+        for s in [
+            "",
+            "12D3KooW",
+            "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N",
+            "0OIl",
+        ] {
             assert_eq!(s.parse::<FeedId>(), Err(KeyError::NotAFeedId), "{s}");
         }
         assert_eq!("1".repeat(65).parse::<FeedId>(), Err(KeyError::NotAFeedId));
@@ -308,6 +319,9 @@ mod tests {
         let kp = Keypair::from_seed(&[7; 32]);
         let seed_hex = hex::encode([7u8; 32]);
         assert!(!format!("{kp:?}").contains(&seed_hex));
-        assert_eq!(format!("{:?}", kp.x25519_secret()), "X25519SecretKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", kp.x25519_secret()),
+            "X25519SecretKey(<redacted>)"
+        );
     }
 }

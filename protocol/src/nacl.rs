@@ -1,8 +1,8 @@
 //! The NaCl building blocks shared by the envelope and the sealed box:
 //! `crypto_box_beforenm` and `crypto_secretbox_easy`, libsodium-compatible.
 
-use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::XSalsa20Poly1305;
+use crypto_secretbox::aead::{Aead, KeyInit};
 use curve25519_dalek::MontgomeryPoint;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -52,7 +52,10 @@ pub(crate) fn secretbox_open(
         return None;
     }
     let cipher = XSalsa20Poly1305::new(key.into());
-    cipher.decrypt(nonce.into(), ciphertext).ok().map(Zeroizing::new)
+    cipher
+        .decrypt(nonce.into(), ciphertext)
+        .ok()
+        .map(Zeroizing::new)
 }
 
 /// Lets a caller's rand_core 0.10 RNG drive `crypto_box`, which still speaks
@@ -104,7 +107,10 @@ mod tests {
         let nonce = [2u8; NONCE_LEN];
         let mut ct = secretbox_seal(&key, &nonce, b"hello");
         assert_eq!(ct.len(), 5 + TAG_LEN);
-        assert_eq!(secretbox_open(&key, &nonce, &ct).as_deref().map(|v| &v[..]), Some(&b"hello"[..]));
+        assert_eq!(
+            secretbox_open(&key, &nonce, &ct).as_deref().map(|v| &v[..]),
+            Some(&b"hello"[..])
+        );
         ct[0] ^= 1;
         assert!(secretbox_open(&key, &nonce, &ct).is_none());
         assert!(secretbox_open(&key, &nonce, &[0; 3]).is_none());

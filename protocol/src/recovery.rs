@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::backup::combine_key;
 use crate::identity::{FeedId, X25519SecretKey};
 use crate::ids::BackupId;
-use crate::nacl::{secretbox_open, NONCE_LEN};
+use crate::nacl::{NONCE_LEN, secretbox_open};
 use crate::secret::SecretMaterial;
 use crate::shard::{InnerShard, ShardError, VerifiedShard};
 
@@ -32,11 +32,8 @@ pub enum Rejected {
     #[error("shard belongs to another backup ({0})")]
     ForeignBackup(BackupId),
     /// The shard came from a feed that is not the custodian it was made for.
-    #[error("shard was sent by {sender}, not by its custodian")]
-    NotFromCustodian {
-        /// Who sent it.
-        sender: FeedId,
-    },
+    #[error("shard was not sent by the custodian it was made for")]
+    NotFromCustodian,
     /// This custodian's shard is in already.
     #[error("shard from this custodian already received")]
     Duplicate,
@@ -82,8 +79,15 @@ impl fmt::Display for Progress {
             Self::Collecting {
                 have,
                 threshold: Some(t),
-            } => write!(f, "{have} of {t} shards; need {} more", t.saturating_sub(*have)),
-            Self::Collecting { have, threshold: None } => {
+            } => write!(
+                f,
+                "{have} of {t} shards; need {} more",
+                t.saturating_sub(*have)
+            ),
+            Self::Collecting {
+                have,
+                threshold: None,
+            } => {
                 write!(f, "{have} shards; threshold not known yet")
             }
             Self::Complete => f.write_str("recovered"),
@@ -147,13 +151,18 @@ impl Recovery {
         if !matches!(self.state, Progress::Collecting { .. }) {
             return Err(Rejected::Finished);
         }
-        let signed = crate::sealed::open(&self.recipient, sealed).map_err(|_| ShardError::CannotOpen)?;
+        let signed =
+            crate::sealed::open(&self.recipient, sealed).map_err(|_| ShardError::CannotOpen)?;
         let shard = VerifiedShard::verify(&signed)?;
         self.add_verified(sender, &shard)
     }
 
     /// Takes a shard already opened and verified (a custodian's own).
-    pub fn add_verified(&mut self, sender: &FeedId, shard: &VerifiedShard) -> Result<&Progress, Rejected> {
+    pub fn add_verified(
+        &mut self,
+        sender: &FeedId,
+        shard: &VerifiedShard,
+    ) -> Result<&Progress, Rejected> {
         if !matches!(self.state, Progress::Collecting { .. }) {
             return Err(Rejected::Finished);
         }
@@ -165,7 +174,7 @@ impl Recovery {
             return Err(Rejected::ForeignBackup(inner.backup));
         }
         if inner.custodian != *sender {
-            return Err(Rejected::NotFromCustodian { sender: *sender });
+            return Err(Rejected::NotFromCustodian);
         }
         if self.shares.contains_key(sender) {
             return Err(Rejected::Duplicate);
@@ -204,7 +213,8 @@ impl Recovery {
         let Some(reference) = &self.reference else {
             return Progress::Failed(RecoveryError::Corrupt);
         };
-        let shares: Vec<(u8, &[u8; 32])> = self.shares.values().map(|s| (s.id, &*s.value)).collect();
+        let shares: Vec<(u8, &[u8; 32])> =
+            self.shares.values().map(|s| (s.id, &*s.value)).collect();
         let material = combine_key(&shares).and_then(|key| {
             let (nonce, body) = reference.ciphertext.split_at_checked(NONCE_LEN)?;
             let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;

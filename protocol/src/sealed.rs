@@ -5,7 +5,7 @@
 use zeroize::Zeroizing;
 
 use crate::identity::{X25519PublicKey, X25519SecretKey};
-use crate::nacl::{box_key, RngCompat, TAG_LEN};
+use crate::nacl::{RngCompat, TAG_LEN, box_key};
 
 /// Bytes a sealed box adds to its plaintext: ephemeral key and tag.
 pub const SEAL_OVERHEAD: usize = 32 + TAG_LEN;
@@ -65,14 +65,24 @@ mod tests {
         let bob = Keypair::generate(&mut rng);
         let sealed = seal(&mut rng, &alice.feed_id().x25519(), b"for alice");
         assert_eq!(sealed.len(), 9 + SEAL_OVERHEAD);
-        assert_eq!(&open(&alice.x25519_secret(), &sealed).unwrap()[..], b"for alice");
+        assert_eq!(
+            &open(&alice.x25519_secret(), &sealed).unwrap()[..],
+            b"for alice"
+        );
         assert_eq!(open(&bob.x25519_secret(), &sealed), Err(SealedError));
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x80;
-            assert_eq!(open(&alice.x25519_secret(), &bad), Err(SealedError), "byte {i}");
+            assert_eq!(
+                open(&alice.x25519_secret(), &bad),
+                Err(SealedError),
+                "byte {i}"
+            );
         }
-        assert_eq!(open(&alice.x25519_secret(), &sealed[..40]), Err(SealedError));
+        assert_eq!(
+            open(&alice.x25519_secret(), &sealed[..40]),
+            Err(SealedError)
+        );
     }
 
     #[test]

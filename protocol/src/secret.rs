@@ -61,7 +61,10 @@ pub struct SecretMaterial {
 impl fmt::Debug for SecretMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretMaterial")
-            .field("secret", &format_args!("<{} bytes redacted>", self.secret.len()))
+            .field(
+                "secret",
+                &format_args!("<{} bytes redacted>", self.secret.len()),
+            )
             .field("label", &self.label)
             .field("metadata", &format_args!("<{} bytes>", self.metadata.len()))
             .finish()
@@ -70,7 +73,11 @@ impl fmt::Debug for SecretMaterial {
 
 /// The padded length for `len` bytes of packed plaintext.
 pub const fn padded_len(len: usize) -> usize {
-    let len = if len < MIN_PADDED_LEN { MIN_PADDED_LEN } else { len };
+    let len = if len < MIN_PADDED_LEN {
+        MIN_PADDED_LEN
+    } else {
+        len
+    };
     // Padmé: keep the top floor(log2(e)) + 1 bits of len, where e = floor(log2(len)).
     let e = usize::BITS - 1 - len.leading_zeros();
     let s = u32::BITS - e.leading_zeros();
@@ -168,7 +175,10 @@ mod tests {
         assert_eq!(padded_len(17673), 18432);
         for n in 1..40_000 {
             let p = padded_len(n);
-            assert!(p >= n && p <= (n.max(256) * 112).div_ceil(100), "{n} -> {p}");
+            assert!(
+                p >= n && p <= (n.max(256) * 112).div_ceil(100),
+                "{n} -> {p}"
+            );
         }
     }
 
@@ -184,15 +194,28 @@ mod tests {
         let mut bad = packed.to_vec();
         bad[255] = 1;
         assert_eq!(SecretMaterial::unpack(&bad), Err(SecretError::Malformed));
-        assert_eq!(SecretMaterial::unpack(&packed[..200]), Err(SecretError::Malformed));
+        assert_eq!(
+            SecretMaterial::unpack(&packed[..200]),
+            Err(SecretError::Malformed)
+        );
     }
 
     #[test]
     fn limits() {
         assert_eq!(material(b"", "l").check(), Err(SecretError::SecretSize(0)));
-        assert_eq!(material(&[1; MAX_SECRET_LEN + 1], "l").check(), Err(SecretError::SecretSize(MAX_SECRET_LEN + 1)));
-        assert!(material(&[1; MAX_SECRET_LEN], &"l".repeat(256)).check().is_ok());
-        assert_eq!(material(b"s", &"l".repeat(257)).check(), Err(SecretError::Label));
+        assert_eq!(
+            material(&[1; MAX_SECRET_LEN + 1], "l").check(),
+            Err(SecretError::SecretSize(MAX_SECRET_LEN + 1))
+        );
+        assert!(
+            material(&[1; MAX_SECRET_LEN], &"l".repeat(256))
+                .check()
+                .is_ok()
+        );
+        assert_eq!(
+            material(b"s", &"l".repeat(257)).check(),
+            Err(SecretError::Label)
+        );
         assert_eq!(material(b"s", "").check(), Err(SecretError::Label));
         assert_eq!(material(b"s", "a\nb").check(), Err(SecretError::Label));
         assert!(!format!("{:?}", material(b"hunter2", "l")).contains("hunter2"));

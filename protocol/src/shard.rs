@@ -20,11 +20,11 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::bytes::Reader;
-use crate::content::{Release, MAX_CUSTODIANS, MAX_TRUSTEES, MAX_VETO_DELAY_SECS};
+use crate::content::{MAX_CUSTODIANS, MAX_TRUSTEES, MAX_VETO_DELAY_SECS, Release};
 use crate::identity::{FeedId, Keypair, X25519SecretKey};
 use crate::ids::BackupId;
 use crate::nacl::{NONCE_LEN, TAG_LEN};
-use crate::secret::{padded_len, MAX_LABEL_LEN, MAX_METADATA_LEN, MAX_SECRET_LEN};
+use crate::secret::{MAX_LABEL_LEN, MAX_METADATA_LEN, MAX_SECRET_LEN, padded_len};
 
 /// The inner shard format this code reads and writes.
 pub const SHARD_VERSION: u8 = 1;
@@ -161,7 +161,9 @@ impl InnerShard {
             return Err(ShardError::Malformed("custodians: 1 to 32"));
         }
         if self.threshold == 0 || usize::from(self.threshold) > p.custodians.len() {
-            return Err(ShardError::Malformed("threshold: 1 to the number of custodians"));
+            return Err(ShardError::Malformed(
+                "threshold: 1 to the number of custodians",
+            ));
         }
         if self.share_id == 0 {
             return Err(ShardError::Malformed("share_id: must not be 0"));
@@ -173,7 +175,9 @@ impl InnerShard {
             return Err(ShardError::Malformed("custodian: not among the custodians"));
         }
         if p.custodians.contains(&self.owner) {
-            return Err(ShardError::Malformed("custodians: the owner cannot be a custodian"));
+            return Err(ShardError::Malformed(
+                "custodians: the owner cannot be a custodian",
+            ));
         }
         if p.trustees.len() > MAX_TRUSTEES || !all_distinct(&p.trustees) {
             return Err(ShardError::Malformed("trustees: at most 8, distinct"));
@@ -239,11 +243,7 @@ impl VerifiedShard {
 
     /// Opens a sealed shard with our key, checks the owner's signature and
     /// that it is for `me`.
-    pub fn open(
-        secret: &X25519SecretKey,
-        me: &FeedId,
-        sealed: &[u8],
-    ) -> Result<Self, ShardError> {
+    pub fn open(secret: &X25519SecretKey, me: &FeedId, sealed: &[u8]) -> Result<Self, ShardError> {
         let signed = crate::sealed::open(secret, sealed).map_err(|_| ShardError::CannotOpen)?;
         let shard = Self::verify(&signed)?;
         if shard.inner.custodian != *me {
@@ -263,11 +263,7 @@ impl VerifiedShard {
     }
 
     /// The signed shard sealed to `recipient`, for a `reply` or `forward`.
-    pub fn reseal(
-        &self,
-        rng: &mut impl rand_core::CryptoRng,
-        recipient: &FeedId,
-    ) -> Vec<u8> {
+    pub fn reseal(&self, rng: &mut impl rand_core::CryptoRng, recipient: &FeedId) -> Vec<u8> {
         crate::sealed::seal(rng, &recipient.x25519(), &self.signed)
     }
 }
