@@ -187,7 +187,11 @@ pub struct About {
     /// A display name, 1 to 64 characters, no control characters.
     pub name: String,
     /// A free-text description, up to 1024 bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub description: Option<String>,
 }
 
@@ -327,7 +331,11 @@ pub struct Deny {
     /// The backup.
     pub backup: BackupId,
     /// Why, in words, up to 1024 bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reason: Option<String>,
 }
 
@@ -350,7 +358,11 @@ pub struct Grant {
     /// The backup.
     pub backup: BackupId,
     /// What the secret is, as much as the owner wants the trustee to know.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub label: Option<String>,
     /// The custodians to ask.
     pub custodians: Vec<FeedId>,
@@ -507,6 +519,12 @@ impl Content {
             }
         }
     }
+}
+
+/// An optional string field: absent is `None`, but `null` is refused, so
+/// "absent" has one spelling.
+fn present_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 fn from_map<T: de::DeserializeOwned>(map: Map<String, Value>) -> Result<T, ContentError> {
