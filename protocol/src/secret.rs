@@ -82,7 +82,12 @@ pub const fn padded_len(len: usize) -> usize {
     let e = usize::BITS - 1 - len.leading_zeros();
     let s = u32::BITS - e.leading_zeros();
     let mask = (1usize << (e - s)) - 1;
-    (len + mask) & !mask
+    // Lengths this close to usize::MAX are refused long before (secrets are
+    // at most 16 KiB); returning `len` keeps the function total and panic-free.
+    match len.checked_add(mask) {
+        Some(rounded) => rounded & !mask,
+        None => len,
+    }
 }
 
 impl SecretMaterial {
@@ -173,6 +178,7 @@ mod tests {
         assert_eq!(padded_len(257), 272);
         assert_eq!(padded_len(1000), 1024);
         assert_eq!(padded_len(17673), 18432);
+        assert_eq!(padded_len(usize::MAX), usize::MAX, "no overflow at the top");
         for n in 1..40_000 {
             let p = padded_len(n);
             assert!(
