@@ -1,0 +1,746 @@
+//! The network actor: one task owning the swarm, its loop one `select!` over
+//! commands, swarm events, the store's commit announcements, finished
+//! background work and two timers.
+//!
+//! Store work (validation and commit of received entries, reads to answer a
+//! sync request) runs in spawned tasks that report back through `done`, so
+//! the loop never waits on the disk.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{PeerId, Swarm, identity, mdns, noise, tcp, yamux};
+use sherd_protocol::entry::SignedHeader;
+use sherd_protocol::feed::EntryError;
+use sherd_protocol::{FeedId, Keypair};
+use tokio::sync::{broadcast, mpsc};
+
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::misbehaviour::Misbehaviour;
+use super::sync::{
+    MAX_ENTRIES_PER_RESPONSE, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse, WireEntry,
+};
+use super::{NetCommand, NetError, NetEvent, NetworkConfig, gossip};
+use crate::clock::now_ms;
+use crate::store::{Committed, IncomingEntry, IngestOutcome, Store, StoreError};
+
+/// What an outbound sync request asked, to read its answer.
+enum Asked {
+    Heights,
+    Entries { feed: FeedId, target: u64 },
+}
+
+/// Gossip messages waiting for validation, at most; past it they are ignored
+/// (not forwarded) and sync fetches what they carried.
+const GOSSIP_QUEUE: usize = 4096;
+/// Gossip messages validated in one store batch at most.
+const GOSSIP_BATCH: usize = 1024;
+
+/// A gossiped entry waiting for validation.
+struct GossipItem {
+    message_id: MessageId,
+    source: PeerId,
+    feed: FeedId,
+    entry: IncomingEntry,
+}
+
+/// What validation made of one gossiped entry.
+enum Verdict {
+    /// Newly appended.
+    Appended,
+    /// Held already.
+    Held,
+    /// Refused for this reason; the feed's head is `head_seq`.
+    Refused {
+        error: Option<EntryError>,
+        head_seq: u64,
+    },
+    /// Not looked at: an entry before it in the batch was refused.
+    NotReached { head_seq: u64, seq: u64 },
+    /// The store failed.
+    StoreFailed,
+}
+
+/// Background work that finished.
+enum Done {
+    GossipChecked {
+        message_id: MessageId,
+        source: PeerId,
+        feed: FeedId,
+        verdict: Verdict,
+    },
+    SyncServed {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+    SyncIngested {
+        peer: PeerId,
+        feed: FeedId,
+        target: u64,
+        received: usize,
+        outcome: Result<IngestOutcome, StoreError>,
+    },
+}
+
+pub(super) struct Service {
+    swarm: Swarm<Behaviour>,
+    store: Store,
+    me: FeedId,
+    config: NetworkConfig,
+    follows: HashMap<[u8; 32], FeedId>,
+    commands: mpsc::Receiver<NetCommand>,
+    events: broadcast::Sender<NetEvent>,
+    announced: broadcast::Receiver<Committed>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    gossip_tx: mpsc::Sender<GossipItem>,
+    gossip_rx: Option<mpsc::Receiver<GossipItem>>,
+    outbound: HashMap<OutboundRequestId, Asked>,
+    /// The addresses actually bound (a `/tcp/0` listen resolves to a port).
+    listening: Vec<libp2p::Multiaddr>,
+    /// Feeds being fetched from a peer, with the height to reach.
+    fetching: HashMap<(PeerId, [u8; 32]), u64>,
+    misbehaviour: Misbehaviour,
+}
+
+/// Whether a refusal proves that the sender did not validate what it sent
+/// (so it is penalised), rather than a disagreement an honest peer can have.
+fn proves_misbehaviour(error: &EntryError) -> bool {
+    matches!(
+        error,
+        EntryError::Decode(_)
+            | EntryError::WrongAuthor
+            | EntryError::BadSignature
+            | EntryError::PayloadLength { .. }
+            | EntryError::PayloadHash
+    )
+}
+
+impl Service {
+    pub(super) fn new(
+        me: &Keypair,
+        store: Store,
+        config: NetworkConfig,
+        follows: Vec<FeedId>,
+        commands: mpsc::Receiver<NetCommand>,
+        events: broadcast::Sender<NetEvent>,
+    ) -> Result<Self, NetError> {
+        let mut seed = me.seed();
+        let key = identity::Keypair::ed25519_from_bytes(&mut seed[..])
+            .map_err(|e| NetError::Setup(format!("node key: {e}")))?;
+        let behaviour_config = config.clone();
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| NetError::Setup(format!("transport: {e}")))?
+            .with_behaviour(|key| {
+                Behaviour::new(key, &behaviour_config)
+                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+            })
+            .map_err(|e| NetError::Setup(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+            .build();
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let me_id = me.feed_id();
+        let mut follow_map = HashMap::new();
+        for feed in std::iter::once(me_id).chain(follows) {
+            follow_map.insert(*feed.as_bytes(), feed);
+            // Subscribing only fails if the topic is refused by a filter; we set none.
+            let _ = swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&gossip::topic(&feed));
+        }
+        for addr in &config.bootstrap {
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (gossip_tx, gossip_rx) = mpsc::channel(GOSSIP_QUEUE);
+        Ok(Self {
+            gossip_tx,
+            gossip_rx: Some(gossip_rx),
+            announced: store.subscribe(),
+            swarm,
+            store,
+            me: me_id,
+            config,
+            follows: follow_map,
+            commands,
+            events,
+            done_tx,
+            done_rx,
+            outbound: HashMap::new(),
+            listening: Vec::new(),
+            fetching: HashMap::new(),
+            misbehaviour: Misbehaviour::default(),
+        })
+    }
+
+    pub(super) async fn run(mut self) {
+        if let Some(queue) = self.gossip_rx.take() {
+            tokio::spawn(validate_gossip(
+                self.store.clone(),
+                queue,
+                self.done_tx.clone(),
+            ));
+        }
+        let mut resync = tokio::time::interval(self.config.resync_interval);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unblock = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None | Some(NetCommand::Shutdown) => break,
+                    Some(command) => self.on_command(command),
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                committed = self.announced.recv() => match committed {
+                    Ok(c) => self.on_committed(&c),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // The periodic resync delivers what was not pushed.
+                        tracing::warn!(missed = n, "gossip fell behind the store");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                Some(done) = self.done_rx.recv() => self.on_done(done),
+                _ = resync.tick() => self.resync_all(),
+                _ = unblock.tick() => self.unblock_expired(),
+            }
+        }
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            // Already disconnected is fine: that is the goal.
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        tracing::debug!("network stopped");
+    }
+
+    fn emit(&self, event: NetEvent) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    fn on_command(&mut self, command: NetCommand) {
+        match command {
+            NetCommand::Dial(addr, reply) => {
+                let result = self.swarm.dial(addr.clone()).map_err(|e| NetError::Dial {
+                    addr,
+                    reason: e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+            NetCommand::Follow(feed) => {
+                if self.follows.insert(*feed.as_bytes(), feed).is_none() {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .subscribe(&gossip::topic(&feed));
+                    self.resync_all();
+                }
+            }
+            NetCommand::Unfollow(feed) => {
+                if feed != self.me && self.follows.remove(feed.as_bytes()).is_some() {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .unsubscribe(&gossip::topic(&feed));
+                }
+            }
+            NetCommand::ListenAddrs(reply) => {
+                let _ = reply.send(self.listening.clone());
+            }
+            NetCommand::Peers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            NetCommand::Shutdown => {}
+        }
+    }
+
+    fn on_committed(&mut self, committed: &Committed) {
+        if committed.header.header().author != *self.me.as_bytes() {
+            return;
+        }
+        let data = gossip::encode(
+            &committed.header,
+            committed.payload.as_deref().map(Vec::as_slice),
+        );
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(gossip::topic(&self.me), data)
+        {
+            // Alone on the network, or no subscriber yet: sync delivers it later.
+            tracing::debug!(error = %e, seq = committed.header.header().seq, "entry not gossiped");
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.listening.push(address.clone());
+                self.emit(NetEvent::Listening(address));
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listening.retain(|a| *a != address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                tracing::debug!(peer = %peer_id, "connected");
+                self.emit(NetEvent::PeerConnected(peer_id));
+                self.send_heights(peer_id);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::debug!(peer = %peer_id, "disconnected");
+                self.fetching.retain(|(p, _), _| *p != peer_id);
+                self.emit(NetEvent::PeerDisconnected(peer_id));
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => self.on_gossip(propagation_source, message_id, &message),
+            // A peer now listens for a feed we hold: entries we gossiped
+            // before it subscribed never reached it. Our heights tell it what
+            // to fetch.
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed {
+                peer_id,
+                topic,
+            })) if self
+                .follows
+                .values()
+                .any(|f| gossip::topic(f).hash() == topic) =>
+            {
+                self.send_heights(peer_id);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                peer,
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_sync_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.on_sync_response(peer, request_id, response),
+            },
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(
+                request_response::Event::OutboundFailure {
+                    peer,
+                    request_id,
+                    error,
+                    ..
+                },
+            )) => {
+                tracing::debug!(%peer, %error, "sync request failed");
+                if let Some(Asked::Entries { feed, .. }) = self.outbound.remove(&request_id) {
+                    self.fetching.remove(&(peer, *feed.as_bytes()));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, message_id: MessageId, message: &gossipsub::Message) {
+        let report = |swarm: &mut Swarm<Behaviour>, acceptance| {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&message_id, &source, acceptance);
+        };
+        let Some(entry) = gossip::decode(&message.data) else {
+            report(&mut self.swarm, MessageAcceptance::Reject);
+            self.strike(source, "malformed gossip message");
+            return;
+        };
+        let Some(feed) = self.follows.get(&entry.header.header().author).copied() else {
+            report(&mut self.swarm, MessageAcceptance::Ignore);
+            return;
+        };
+        if message.topic != gossip::topic(&feed).hash() {
+            report(&mut self.swarm, MessageAcceptance::Reject);
+            self.strike(source, "entry gossiped on another feed's topic");
+            return;
+        }
+        let item = GossipItem {
+            message_id: message_id.clone(),
+            source,
+            feed,
+            entry,
+        };
+        if self.gossip_tx.try_send(item).is_err() {
+            // Too much at once: not forwarded; sync fetches it if we need it.
+            report(&mut self.swarm, MessageAcceptance::Ignore);
+        }
+    }
+
+    fn on_sync_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let store = self.store.clone();
+        let done = self.done_tx.clone();
+        match request {
+            SyncRequest::Heights(asked) => {
+                // The exchange is symmetric: the requester's heights tell us
+                // where it is ahead of us, and we fetch those from it.
+                self.fetch_where_behind(peer, &asked);
+                let feeds: Vec<FeedId> = asked
+                    .iter()
+                    .filter_map(|(key, _)| self.follows.get(key).copied())
+                    .collect();
+                tokio::task::spawn_blocking(move || {
+                    let heights = feeds
+                        .iter()
+                        .filter_map(|f| match store.head(f) {
+                            Ok(Some(h)) => Some((*f.as_bytes(), h.header().seq)),
+                            _ => None,
+                        })
+                        .collect();
+                    let _ = done.send(Done::SyncServed {
+                        channel,
+                        response: SyncResponse::Heights(heights),
+                    });
+                });
+            }
+            SyncRequest::Entries {
+                feed,
+                from_seq,
+                max,
+            } => {
+                let feed = self.follows.get(&feed).copied();
+                tokio::task::spawn_blocking(move || {
+                    let limit = usize::from(max).min(MAX_ENTRIES_PER_RESPONSE);
+                    let stored = match feed {
+                        Some(f) => store.entries(&f, from_seq, limit).unwrap_or_default(),
+                        None => Vec::new(),
+                    };
+                    let mut bytes = 0usize;
+                    let mut entries = Vec::with_capacity(stored.len());
+                    for e in stored {
+                        bytes += e.header.as_bytes().len() + e.payload.as_ref().map_or(0, Vec::len);
+                        entries.push(WireEntry {
+                            header: e.header.as_bytes().to_vec(),
+                            payload: e.payload,
+                        });
+                        if bytes >= MAX_RESPONSE_BYTES {
+                            break;
+                        }
+                    }
+                    let _ = done.send(Done::SyncServed {
+                        channel,
+                        response: SyncResponse::Entries(entries),
+                    });
+                });
+            }
+        }
+    }
+
+    fn on_sync_response(
+        &mut self,
+        peer: PeerId,
+        request_id: OutboundRequestId,
+        response: SyncResponse,
+    ) {
+        match (self.outbound.remove(&request_id), response) {
+            (Some(Asked::Heights), SyncResponse::Heights(theirs)) => {
+                self.fetch_where_behind(peer, &theirs);
+            }
+            (Some(Asked::Entries { feed, target }), SyncResponse::Entries(wire)) => {
+                let received = wire.len();
+                let mut run = Vec::with_capacity(received);
+                for w in wire {
+                    match SignedHeader::decode(&w.header) {
+                        Ok(header) => run.push(IncomingEntry {
+                            header,
+                            payload: w.payload,
+                        }),
+                        Err(_) => {
+                            self.strike(peer, "malformed entry in a sync response");
+                            break;
+                        }
+                    }
+                }
+                let store = self.store.clone();
+                let done = self.done_tx.clone();
+                tokio::spawn(async move {
+                    let outcome = store.ingest(feed, run, now_ms()).await;
+                    let _ = done.send(Done::SyncIngested {
+                        peer,
+                        feed,
+                        target,
+                        received,
+                        outcome,
+                    });
+                });
+            }
+            (asked, _) => {
+                if let Some(Asked::Entries { feed, .. }) = asked {
+                    self.fetching.remove(&(peer, *feed.as_bytes()));
+                }
+                self.strike(peer, "sync response of the wrong kind");
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::GossipChecked {
+                message_id,
+                source,
+                feed,
+                verdict,
+            } => {
+                let acceptance = match verdict {
+                    Verdict::Appended => MessageAcceptance::Accept,
+                    Verdict::Refused { error: Some(e), .. } if proves_misbehaviour(&e) => {
+                        self.strike(source, "invalid entry gossiped");
+                        MessageAcceptance::Reject
+                    }
+                    Verdict::Refused {
+                        error: Some(EntryError::WrongSeq { expected, found }),
+                        head_seq,
+                    } if found > expected => {
+                        // A gap: we missed entries; fetch them from whoever sent this.
+                        self.fetch_up_to(source, feed, head_seq, found);
+                        MessageAcceptance::Ignore
+                    }
+                    Verdict::NotReached { head_seq, seq } => {
+                        self.fetch_up_to(source, feed, head_seq, seq);
+                        MessageAcceptance::Ignore
+                    }
+                    Verdict::Held | Verdict::Refused { .. } | Verdict::StoreFailed => {
+                        MessageAcceptance::Ignore
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &source, acceptance);
+            }
+            Done::SyncServed { channel, response } => {
+                // The peer may have gone; then there is no one to answer.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+            Done::SyncIngested {
+                peer,
+                feed,
+                target,
+                received,
+                outcome,
+            } => {
+                // A gap seen meanwhile may have raised the target.
+                let target = self
+                    .fetching
+                    .remove(&(peer, *feed.as_bytes()))
+                    .map_or(target, |t| t.max(target));
+                match outcome {
+                    Ok(o) => {
+                        if let Some(e) = o.stopped_by.as_ref().filter(|e| proves_misbehaviour(e)) {
+                            tracing::warn!(%peer, feed = %feed, error = %e, "invalid entry in a sync response");
+                            self.strike(peer, "invalid entry in a sync response");
+                        } else if received > 0 && o.appended > 0 && o.head_seq < target {
+                            self.fetch(peer, feed, o.head_seq + 1, target);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "store refused a sync batch"),
+                }
+            }
+        }
+    }
+
+    /// Fetches `feed` from `peer` up to `target`, or raises the target of a
+    /// fetch already under way.
+    fn fetch_up_to(&mut self, peer: PeerId, feed: FeedId, head_seq: u64, target: u64) {
+        match self.fetching.get_mut(&(peer, *feed.as_bytes())) {
+            Some(t) => *t = (*t).max(target),
+            None => self.fetch(peer, feed, head_seq + 1, target),
+        }
+    }
+
+    /// Fetches from `peer` every followed feed it holds further than we do.
+    fn fetch_where_behind(&mut self, peer: PeerId, theirs: &[super::sync::Height]) {
+        for (key, their_seq) in theirs {
+            let Some(feed) = self.follows.get(key).copied() else {
+                continue;
+            };
+            let ours = self
+                .store
+                .head(&feed)
+                .ok()
+                .flatten()
+                .map_or(0, |h| h.header().seq);
+            if *their_seq > ours && !self.fetching.contains_key(&(peer, *key)) {
+                self.fetch(peer, feed, ours + 1, *their_seq);
+            }
+        }
+    }
+
+    fn fetch(&mut self, peer: PeerId, feed: FeedId, from_seq: u64, target: u64) {
+        let request = SyncRequest::Entries {
+            feed: *feed.as_bytes(),
+            from_seq,
+            max: self.config.sync_batch,
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.outbound.insert(id, Asked::Entries { feed, target });
+        self.fetching.insert((peer, *feed.as_bytes()), target);
+    }
+
+    fn send_heights(&mut self, peer: PeerId) {
+        let heights = self
+            .follows
+            .values()
+            .map(|f| {
+                let seq = self
+                    .store
+                    .head(f)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |h| h.header().seq);
+                (*f.as_bytes(), seq)
+            })
+            .collect();
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::Heights(heights));
+        self.outbound.insert(id, Asked::Heights);
+    }
+
+    fn resync_all(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            self.send_heights(peer);
+        }
+    }
+
+    fn strike(&mut self, peer: PeerId, reason: &'static str) {
+        tracing::debug!(%peer, reason, "peer misbehaved");
+        if let Some(duration) = self.misbehaviour.strike(peer, Instant::now()) {
+            tracing::warn!(%peer, ?duration, reason, "blocking peer");
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.emit(NetEvent::PeerBlocked { peer, duration });
+            let record = serde_json::json!({
+                "time_ms": now_ms(),
+                "event": "peer_blocked",
+                "peer": peer.to_string(),
+                "reason": reason,
+                "duration_secs": duration.as_secs(),
+            });
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.audit(record.to_string().into_bytes()).await {
+                    tracing::error!(error = %e, "cannot write the audit record of a block");
+                }
+            });
+        }
+    }
+
+    fn unblock_expired(&mut self) {
+        for peer in self.misbehaviour.expired(Instant::now()) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            self.emit(NetEvent::PeerUnblocked(peer));
+        }
+    }
+}
+
+/// Validates gossiped entries in arrival order, batching what is queued: the
+/// entries of one feed go to the store as one run (one commit), sorted by seq,
+/// so a burst is neither reordered into false gaps nor committed one by one.
+async fn validate_gossip(
+    store: Store,
+    mut queue: mpsc::Receiver<GossipItem>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut items = vec![first];
+        while items.len() < GOSSIP_BATCH {
+            match queue.try_recv() {
+                Ok(item) => items.push(item),
+                Err(_) => break,
+            }
+        }
+        let mut by_feed: Vec<(FeedId, Vec<GossipItem>)> = Vec::new();
+        for item in items {
+            match by_feed.iter_mut().find(|(f, _)| *f == item.feed) {
+                Some((_, group)) => group.push(item),
+                None => by_feed.push((item.feed, vec![item])),
+            }
+        }
+        for (feed, mut group) in by_feed {
+            group.sort_by_key(|i| i.entry.header.header().seq);
+            let run = group.iter().map(|i| i.entry.clone()).collect();
+            let result = store.ingest(feed, run, now_ms()).await;
+            for (k, item) in group.into_iter().enumerate() {
+                let verdict = match &result {
+                    Ok(o) if k < o.skipped => Verdict::Held,
+                    Ok(o) if k < o.skipped + o.appended => Verdict::Appended,
+                    Ok(o) if k == o.skipped + o.appended => Verdict::Refused {
+                        error: o.stopped_by.clone(),
+                        head_seq: o.head_seq,
+                    },
+                    Ok(o) => Verdict::NotReached {
+                        head_seq: o.head_seq,
+                        seq: item.entry.header.header().seq,
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "store failed to validate gossip");
+                        Verdict::StoreFailed
+                    }
+                };
+                let checked = Done::GossipChecked {
+                    message_id: item.message_id,
+                    source: item.source,
+                    feed,
+                    verdict,
+                };
+                if done.send(checked).is_err() {
+                    return; // the network stopped
+                }
+            }
+        }
+    }
+}

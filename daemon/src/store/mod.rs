@@ -1,0 +1,265 @@
+//! The durable store: every feed entry, payload, head, fork proof and audit
+//! record of the node, in one redb database.
+//!
+//! One thread owns every write ([`writer`]): commands arrive on a channel, a
+//! batch of them is applied in one write transaction and committed with
+//! immediate durability and two-phase commit, and only then is each caller
+//! answered and each new entry announced to subscribers. So nothing is
+//! acknowledged or gossiped before it is on disk, and `kill -9` at any moment
+//! loses nothing acknowledged: redb's commit is atomic.
+//!
+//! Every entry goes through [`sherd_protocol::feed::Feed`] validation inside
+//! the writer, against the committed head, so the store never holds an entry
+//! that does not verify, whatever raced to write it. Reads ([`Store::head`],
+//! [`Store::entries`], ...) run in their own MVCC read transactions on any
+//! thread and never wait for the writer.
+
+mod read;
+mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use sherd_protocol::entry::{PayloadKind, SignedHeader};
+use sherd_protocol::feed::{EntryError, ForkProof};
+use sherd_protocol::{EntryId, FeedId, Keypair};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use read::StoredEntry;
+
+/// How many commands the writer takes into one transaction at most.
+const MAX_BATCH: usize = 512;
+/// Pending commands before callers wait: back-pressure instead of memory.
+const QUEUE_DEPTH: usize = 4096;
+/// Committed entries kept for slow subscribers before they lag.
+const ANNOUNCE_DEPTH: usize = 4096;
+
+/// Why a store operation failed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("store database error: {0}")]
+    Database(String),
+    /// The database was written by another version of sherd's store layout.
+    #[error(
+        "store layout version {found} is not the one this sherdd reads ({expected}); use the matching sherdd version"
+    )]
+    Version {
+        /// The version on disk.
+        found: u64,
+        /// The version this code reads.
+        expected: u64,
+    },
+    /// A stored record does not decode: the file was damaged outside redb.
+    #[error("store record damaged: {0}")]
+    Corrupt(String),
+    /// The writer thread is gone (the store is shutting down).
+    #[error("the store is shut down")]
+    Closed,
+    /// An entry of our own could not be made (payload too large).
+    #[error("cannot publish: {0}")]
+    Publish(String),
+}
+
+impl StoreError {
+    fn db(e: impl std::fmt::Display) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
+/// An entry received from a peer: the signed header and, unless it was
+/// erased upstream, the payload.
+#[derive(Debug, Clone)]
+pub struct IncomingEntry {
+    /// The signed header.
+    pub header: SignedHeader,
+    /// The payload, if the peer has it.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What became of a run of entries offered to [`Store::ingest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// How many leading entries of the run were held already (skipped).
+    pub skipped: usize,
+    /// How many entries were appended: the ones after the skipped ones.
+    pub appended: usize,
+    /// Why the rest of the run was not taken, if it was not.
+    pub stopped_by: Option<EntryError>,
+    /// The feed's head after the ingest (0 if empty).
+    pub head_seq: u64,
+}
+
+/// A committed entry, announced to subscribers after its commit.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The signed header.
+    pub header: SignedHeader,
+    /// The payload, if stored.
+    pub payload: Option<Arc<Vec<u8>>>,
+}
+
+enum Command {
+    Ingest {
+        author: FeedId,
+        run: Vec<IncomingEntry>,
+        now_ms: u64,
+        reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
+    },
+    Publish {
+        kind: PayloadKind,
+        payload: Vec<u8>,
+        timestamp_ms: u64,
+        reply: oneshot::Sender<Result<SignedHeader, StoreError>>,
+    },
+    ErasePayload {
+        id: EntryId,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    Audit {
+        record: Vec<u8>,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// A cloneable handle to the store.
+#[derive(Clone)]
+pub struct Store {
+    commands: mpsc::Sender<Command>,
+    db: Arc<redb::Database>,
+    announce: broadcast::Sender<Committed>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// The writer thread; join it after dropping every [`Store`] handle to be
+/// sure the last commit is done.
+#[derive(Debug)]
+pub struct StoreThread(JoinHandle<()>);
+
+impl StoreThread {
+    /// Waits for the writer to finish its last batch and exit.
+    pub fn join(self) {
+        // A panic in the writer has already been reported by the panic hook;
+        // there is nothing more to do with it here.
+        let _ = self.0.join();
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`; `me` signs the node's own entries.
+    pub fn open(path: &Path, me: Arc<Keypair>) -> Result<(Self, StoreThread), StoreError> {
+        let db = Arc::new(writer::open_database(path)?);
+        let (commands, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (announce, _) = broadcast::channel(ANNOUNCE_DEPTH);
+        let thread = writer::spawn(db.clone(), me, rx, announce.clone())?;
+        Ok((
+            Self {
+                commands,
+                db,
+                announce,
+            },
+            StoreThread(thread),
+        ))
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Validates a run of `author`'s entries against the committed head and
+    /// appends the longest valid prefix; returns once it is committed.
+    pub async fn ingest(
+        &self,
+        author: FeedId,
+        run: Vec<IncomingEntry>,
+        now_ms: u64,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.call(|reply| Command::Ingest {
+            author,
+            run,
+            now_ms,
+            reply,
+        })
+        .await
+    }
+
+    /// Signs and appends an entry to the node's own feed; returns once committed.
+    pub async fn publish(
+        &self,
+        kind: PayloadKind,
+        payload: Vec<u8>,
+        timestamp_ms: u64,
+    ) -> Result<SignedHeader, StoreError> {
+        self.call(|reply| Command::Publish {
+            kind,
+            payload,
+            timestamp_ms,
+            reply,
+        })
+        .await
+    }
+
+    /// Erases an entry's payload (the header stays). True if there was one.
+    pub async fn erase_payload(&self, id: EntryId) -> Result<bool, StoreError> {
+        self.call(|reply| Command::ErasePayload { id, reply }).await
+    }
+
+    /// Appends an audit record (JSON bytes); returns its sequence number.
+    pub async fn audit(&self, record: Vec<u8>) -> Result<u64, StoreError> {
+        self.call(|reply| Command::Audit { record, reply }).await
+    }
+
+    /// Entries committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
+        self.announce.subscribe()
+    }
+
+    /// The latest entry of a feed.
+    pub fn head(&self, author: &FeedId) -> Result<Option<SignedHeader>, StoreError> {
+        read::head(&self.db, author)
+    }
+
+    /// Up to `limit` entries of a feed from `from_seq` on, in order.
+    pub fn entries(
+        &self,
+        author: &FeedId,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        read::entries(&self.db, author, from_seq, limit)
+    }
+
+    /// An entry by id.
+    pub fn entry(&self, id: &EntryId) -> Result<Option<StoredEntry>, StoreError> {
+        read::entry(&self.db, id)
+    }
+
+    /// The fork proof of a feed, if it forked.
+    pub fn fork(&self, author: &FeedId) -> Result<Option<ForkProof>, StoreError> {
+        read::fork(&self.db, author)
+    }
+
+    /// Audit records from `from` on, up to `limit`, as (sequence, JSON bytes).
+    pub fn audit_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        read::audit_log(&self.db, from, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,25 @@
+//! The store's tables. Keys are fixed-size byte arrays so that redb orders
+//! them bytewise: entries of one feed are contiguous and in `seq` order.
+
+use redb::TableDefinition;
+
+/// The layout version written in [`META`]; a store of another version is refused.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
+
+/// (author, seq) -> the 182-byte signed header.
+pub(crate) const ENTRIES: TableDefinition<'_, (&[u8; 32], u64), &[u8; 182]> =
+    TableDefinition::new("entries");
+/// entry id -> payload bytes. Kept apart so a payload can be erased while
+/// the header stays and the chain still verifies.
+pub(crate) const PAYLOADS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("payloads");
+/// entry id -> (author, seq): find an entry by its id.
+pub(crate) const ENTRY_IDS: TableDefinition<'_, &[u8; 32], (&[u8; 32], u64)> =
+    TableDefinition::new("entry_ids");
+/// author -> seq of the feed's latest entry.
+pub(crate) const HEADS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("heads");
+/// author -> fork proof (two signed headers): the feed is not followed past it.
+pub(crate) const FORKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("forks");
+/// sequence number -> one audit record (JSON). Append-only.
+pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+/// name -> value: the schema version.
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
