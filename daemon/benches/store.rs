@@ -5,11 +5,19 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sherd_daemon::store::{IncomingEntry, Store};
+use sherd_daemon::store::{IncomingEntry, Store, StoreThread};
 use sherd_protocol::Keypair;
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 
 const NOW: u64 = 1_700_000_000_000;
+
+/// An empty store in a temp dir (the dir goes when the tuple is dropped).
+fn fresh_store() -> (tempfile::TempDir, Store, StoreThread) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let me = Arc::new(Keypair::from_seed(&[1; 32]));
+    let (store, thread) = Store::open(&dir.path().join("s.redb"), me).expect("open");
+    (dir, store, thread)
+}
 
 /// Many concurrent publishers, as a busy node has: the writer group-commits.
 fn durable_append(c: &mut Criterion) {
@@ -23,13 +31,7 @@ fn durable_append(c: &mut Criterion) {
         "durable append, 64 concurrent publishers, 5000 entries",
         |b| {
             b.iter_batched(
-                || {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let me = Arc::new(Keypair::from_seed(&[1; 32]));
-                    let (store, thread) =
-                        Store::open(&dir.path().join("s.redb"), me).expect("open");
-                    (dir, store, thread)
-                },
+                fresh_store,
                 |(dir, store, thread)| {
                     rt.block_on(async {
                         let mut tasks = Vec::new();
@@ -93,13 +95,7 @@ fn ingest(c: &mut Criterion) {
         "ingest 10000 entries in runs of 500 (validate + commit)",
         |b| {
             b.iter_batched(
-                || {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let me = Arc::new(Keypair::from_seed(&[1; 32]));
-                    let (store, thread) =
-                        Store::open(&dir.path().join("s.redb"), me).expect("open");
-                    (dir, store, thread)
-                },
+                fresh_store,
                 |(dir, store, thread)| {
                     rt.block_on(async {
                         for run in entries.chunks(RUN) {

@@ -6,8 +6,12 @@
 //! key material and recovered secrets live in zeroizing types with redacted
 //! `Debug`.
 
+pub mod api;
 pub mod clock;
+pub mod config;
+pub mod control;
 pub mod keys;
 pub mod net;
+pub mod node;
 pub mod rng;
 pub mod store;

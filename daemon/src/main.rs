@@ -1,15 +1,178 @@
-//! `sherdd`, the sherd node: durable feed store, libp2p replication, the
-//! protocol engine and the control API. Only this crate touches the store and
-//! the network.
+//! `sherdd`, the sherd node: loads its configuration and key, opens the
+//! store, joins the network, serves the control API on a Unix socket in the
+//! data dir, and stops cleanly on SIGINT or SIGTERM.
 //!
-//! The node itself is built under issue 3; until then this binary states its
-//! purpose and exits non-zero, so nothing mistakes it for a working node.
+//! Exit codes: 0 after a clean stop, 1 when the node cannot start (the
+//! message says why and what to do), 2 for a usage error.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "sherdd {}: the sherd node is not built yet (see issue 3); \
-         the protocol core lives in the sherd-protocol crate",
-        sherd_api::VERSION
-    );
-    std::process::ExitCode::FAILURE
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use sherd_daemon::config::{Config, Overrides};
+use sherd_daemon::control::NodeControl;
+use sherd_daemon::keys::{self, KeyFileKind, Passphrase};
+use sherd_daemon::node::Node;
+use tokio::sync::oneshot;
+use tracing_subscriber::EnvFilter;
+
+/// How long a stop may take before sherdd exits anyway.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+/// The sherd node: social backup of secrets and emergency access, peer to peer.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The config file (TOML). Default: config.toml in the data dir, if present.
+    #[arg(long, env = "SHERD_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Where the key, the store and the control socket live.
+    /// Default: $XDG_DATA_HOME/sherd, else ~/.local/share/sherd.
+    #[arg(long, env = "SHERD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// An address to listen on (repeat for several), e.g. /ip4/127.0.0.1/tcp/0.
+    #[arg(
+        long = "listen",
+        env = "SHERD_LISTEN",
+        value_delimiter = ',',
+        value_name = "MULTIADDR"
+    )]
+    listen: Vec<String>,
+    /// A peer to dial at start (repeat for several).
+    #[arg(
+        long = "bootstrap",
+        env = "SHERD_BOOTSTRAP",
+        value_delimiter = ',',
+        value_name = "MULTIADDR"
+    )]
+    bootstrap: Vec<String>,
+    /// Announce and discover peers on the LAN with mDNS (off by default).
+    #[arg(long, env = "SHERD_MDNS", value_name = "BOOL")]
+    mdns: Option<bool>,
+    /// A file holding the passphrase of the identity key.
+    #[arg(long, env = "SHERD_PASSPHRASE_FILE", value_name = "PATH")]
+    passphrase_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sherdd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        config: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        bootstrap: args.bootstrap,
+        mdns: args.mdns,
+        passphrase_file: args.passphrase_file,
+    };
+    let config = Config::resolve(overrides, sherd_api::default_data_dir())?;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log))
+        .with_context(|| format!("log filter {:?} is not valid", config.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    // Ask for a passphrase only when the key needs one, so a plain key never prompts.
+    let sealed = keys::key_file_kind(&config.data_dir)? == Some(KeyFileKind::Sealed);
+    let env_passphrase = match std::env::var_os(keys::PASSPHRASE_ENV) {
+        None => None,
+        Some(v) => Some(v.into_string().map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not valid UTF-8; use passphrase_file instead",
+                keys::PASSPHRASE_ENV
+            )
+        })?),
+    };
+    let passphrase =
+        Passphrase::from_sources(config.passphrase_file.as_deref(), env_passphrase, sealed)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sherdd")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, passphrase))
+}
+
+async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result<()> {
+    let node = Node::start(config, passphrase).await?;
+    let listening = wait_for_listen_addrs(&node).await;
+    println!("sherdd {}", env!("CARGO_PKG_VERSION"));
+    println!("  feed    {}", node.key.feed_id());
+    println!("  data    {}", node.config.data_dir.display());
+    println!("  socket  {}", node.config.socket_path().display());
+    for addr in &listening {
+        println!("  listen  {addr}");
+    }
+
+    let control = Arc::new(NodeControl::new(
+        node.key.clone(),
+        node.store.clone(),
+        node.net.clone(),
+    ));
+    let socket = node.config.socket_path();
+    let (stop_api, api_stop) = oneshot::channel::<()>();
+    let mut api = tokio::spawn(async move {
+        let stop = async {
+            // A dropped sender means the same as a sent stop.
+            let _ = api_stop.await;
+        };
+        sherd_daemon::api::serve(&socket, control, stop).await
+    });
+
+    let result = tokio::select! {
+        signal = shutdown_signal() => signal,
+        served = &mut api => match served {
+            Ok(Ok(())) => Err(anyhow::anyhow!("the control API stopped unexpectedly")),
+            Ok(Err(e)) => Err(anyhow::Error::new(e).context("cannot serve the control API")),
+            Err(e) => Err(anyhow::anyhow!("the control API task failed: {e}")),
+        },
+    };
+    tracing::info!("stopping");
+    let _ = stop_api.send(());
+    if !api.is_finished() {
+        let _ = api.await;
+    }
+    if !node.shutdown(SHUTDOWN_LIMIT).await {
+        anyhow::bail!(
+            "stopped after {SHUTDOWN_LIMIT:?} without a clean shutdown (nothing acknowledged is lost)"
+        );
+    }
+    result
+}
+
+/// The bound addresses, once the listeners are up (a `/tcp/0` gets its port).
+async fn wait_for_listen_addrs(node: &Node) -> Vec<libp2p::Multiaddr> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let addrs = node.net.listen_addrs().await.unwrap_or_default();
+        if !addrs.is_empty() || tokio::time::Instant::now() >= deadline {
+            return addrs;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

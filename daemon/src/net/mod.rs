@@ -107,7 +107,7 @@ pub enum NetEvent {
 }
 
 enum NetCommand {
-    Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    Dial(Multiaddr, oneshot::Sender<Result<PeerId, NetError>>),
     Follow(FeedId),
     Unfollow(FeedId),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -130,8 +130,8 @@ impl NetworkHandle {
             .map_err(|_| NetError::Closed)
     }
 
-    /// Dials a peer.
-    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+    /// Dials a peer; returns its id once the connection is up, or why it failed.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
         let (tx, rx) = oneshot::channel();
         self.send(NetCommand::Dial(addr, tx)).await?;
         rx.await.map_err(|_| NetError::Closed)?

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm, identity, mdns, noise, tcp, yamux};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identity, mdns, noise, tcp, yamux};
 use sherd_protocol::entry::SignedHeader;
 use sherd_protocol::feed::EntryError;
 use sherd_protocol::{FeedId, Keypair};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::misbehaviour::Misbehaviour;
@@ -100,8 +101,10 @@ pub(super) struct Service {
     gossip_tx: mpsc::Sender<GossipItem>,
     gossip_rx: Option<mpsc::Receiver<GossipItem>>,
     outbound: HashMap<OutboundRequestId, Asked>,
+    /// Dials under way, answered when the connection is up or has failed.
+    dialing: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// The addresses actually bound (a `/tcp/0` listen resolves to a port).
-    listening: Vec<libp2p::Multiaddr>,
+    listening: Vec<Multiaddr>,
     /// Feeds being fetched from a peer, with the height to reach.
     fetching: HashMap<(PeerId, [u8; 32]), u64>,
     misbehaviour: Misbehaviour,
@@ -188,6 +191,7 @@ impl Service {
             done_rx,
             outbound: HashMap::new(),
             listening: Vec::new(),
+            dialing: HashMap::new(),
             fetching: HashMap::new(),
             misbehaviour: Misbehaviour::default(),
         })
@@ -240,11 +244,19 @@ impl Service {
     fn on_command(&mut self, command: NetCommand) {
         match command {
             NetCommand::Dial(addr, reply) => {
-                let result = self.swarm.dial(addr.clone()).map_err(|e| NetError::Dial {
-                    addr,
-                    reason: e.to_string(),
-                });
-                let _ = reply.send(result);
+                let opts = DialOpts::unknown_peer_id().address(addr.clone()).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dialing.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr,
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
             }
             NetCommand::Follow(feed) => {
                 if self.follows.insert(*feed.as_bytes(), feed).is_none() {
@@ -305,12 +317,30 @@ impl Service {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 num_established,
                 ..
-            } if num_established.get() == 1 => {
-                tracing::debug!(peer = %peer_id, "connected");
-                self.emit(NetEvent::PeerConnected(peer_id));
-                self.send_heights(peer_id);
+            } => {
+                if let Some(reply) = self.dialing.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if num_established.get() == 1 {
+                    tracing::debug!(peer = %peer_id, "connected");
+                    self.emit(NetEvent::PeerConnected(peer_id));
+                    self.send_heights(peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.dialing.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr: Multiaddr::empty(),
+                        reason: error.to_string(),
+                    }));
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -582,6 +612,10 @@ impl Service {
                             self.strike(peer, "invalid entry in a sync response");
                         } else if received > 0 && o.appended > 0 && o.head_seq < target {
                             self.fetch(peer, feed, o.head_seq + 1, target);
+                        } else if o.appended > 0 {
+                            // Caught up by sync, so nothing was gossiped: peers
+                            // that follow this feed learn our new height.
+                            self.offer_heights(feed, peer);
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "store refused a sync batch"),
@@ -648,6 +682,22 @@ impl Service {
             .sync
             .send_request(&peer, SyncRequest::Heights(heights));
         self.outbound.insert(id, Asked::Heights);
+    }
+
+    /// Sends our heights to every peer subscribed to `feed`'s topic but `except`.
+    fn offer_heights(&mut self, feed: FeedId, except: PeerId) {
+        let topic = gossip::topic(&feed).hash();
+        let peers: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(p, topics)| **p != except && topics.contains(&&topic))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in peers {
+            self.send_heights(peer);
+        }
     }
 
     fn resync_all(&mut self) {

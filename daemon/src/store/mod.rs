@@ -123,6 +123,15 @@ enum Command {
         record: Vec<u8>,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    SetContact {
+        feed: FeedId,
+        name: String,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    RemoveContact {
+        feed: FeedId,
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
 }
 
 /// A cloneable handle to the store.
@@ -223,6 +232,23 @@ impl Store {
     /// Appends an audit record (JSON bytes); returns its sequence number.
     pub async fn audit(&self, record: Vec<u8>) -> Result<u64, StoreError> {
         self.call(|reply| Command::Audit { record, reply }).await
+    }
+
+    /// Names `feed` as a contact (or renames it); true if it was one already.
+    pub async fn set_contact(&self, feed: FeedId, name: String) -> Result<bool, StoreError> {
+        self.call(|reply| Command::SetContact { feed, name, reply })
+            .await
+    }
+
+    /// Forgets a contact; true if it was one.
+    pub async fn remove_contact(&self, feed: FeedId) -> Result<bool, StoreError> {
+        self.call(|reply| Command::RemoveContact { feed, reply })
+            .await
+    }
+
+    /// Every contact with its name, in feed order.
+    pub fn contacts(&self) -> Result<Vec<(FeedId, String)>, StoreError> {
+        read::contacts(&self.db)
     }
 
     /// Entries committed from now on.

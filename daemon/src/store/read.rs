@@ -1,13 +1,13 @@
 //! Reads, each in its own MVCC read transaction: they see the last commit and
 //! never wait for the writer.
 
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
 use sherd_protocol::entry::SignedHeader;
 use sherd_protocol::feed::ForkProof;
 use sherd_protocol::{EntryId, FeedId};
 
 use super::StoreError;
-use super::tables::{AUDIT, ENTRIES, ENTRY_IDS, FORKS, HEADS, PAYLOADS};
+use super::tables::{AUDIT, CONTACTS, ENTRIES, ENTRY_IDS, FORKS, HEADS, PAYLOADS};
 
 /// An entry as stored: its signed header, and its payload unless erased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +115,21 @@ pub(super) fn audit_log(
         .map(|item| {
             let (k, v) = item.map_err(StoreError::db)?;
             Ok((k.value(), v.value().to_vec()))
+        })
+        .collect()
+}
+
+pub(super) fn contacts(db: &Database) -> Result<Vec<(FeedId, String)>, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    let contacts = txn.open_table(CONTACTS).map_err(StoreError::db)?;
+    contacts
+        .iter()
+        .map_err(StoreError::db)?
+        .map(|item| {
+            let (k, v) = item.map_err(StoreError::db)?;
+            let feed = FeedId::from_bytes(k.value())
+                .map_err(|e| StoreError::Corrupt(format!("contact key: {e}")))?;
+            Ok((feed, v.value().to_owned()))
         })
         .collect()
 }

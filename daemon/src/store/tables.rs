@@ -21,5 +21,7 @@ pub(crate) const HEADS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::n
 pub(crate) const FORKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("forks");
 /// sequence number -> one audit record (JSON). Append-only.
 pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("audit");
+/// feed -> the petname the user gave it. A contact is followed.
+pub(crate) const CONTACTS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("contacts");
 /// name -> value: the schema version.
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");

@@ -339,3 +339,24 @@ fn kill_9_loses_nothing_acknowledged() {
     }
     let _ = me;
 }
+
+#[tokio::test]
+async fn contacts_are_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = Arc::new(Keypair::from_seed(&[1; 32]));
+    let alice = Keypair::from_seed(&[2; 32]).feed_id();
+    let bob = Keypair::from_seed(&[3; 32]).feed_id();
+    let (store, thread) = open(dir.path(), &me);
+    assert!(!store.set_contact(alice, "alice".into()).await.unwrap());
+    assert!(!store.set_contact(bob, "bob".into()).await.unwrap());
+    assert!(
+        store.set_contact(bob, "Bob".into()).await.unwrap(),
+        "a rename"
+    );
+    assert!(store.remove_contact(alice).await.unwrap());
+    assert!(!store.remove_contact(alice).await.unwrap());
+    drop(store);
+    thread.join();
+    let (store, _thread) = open(dir.path(), &me);
+    assert_eq!(store.contacts().unwrap(), vec![(bob, "Bob".to_owned())]);
+}

@@ -17,7 +17,9 @@ use sherd_protocol::feed::{EntryError, Feed, ForkProof};
 use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc};
 
-use super::tables::{AUDIT, ENTRIES, ENTRY_IDS, FORKS, HEADS, META, PAYLOADS, SCHEMA_VERSION};
+use super::tables::{
+    AUDIT, CONTACTS, ENTRIES, ENTRY_IDS, FORKS, HEADS, META, PAYLOADS, SCHEMA_VERSION,
+};
 use super::{Command, Committed, IncomingEntry, IngestOutcome, MAX_BATCH, StoreError};
 
 /// Opens or creates the database, creates every table, checks the layout version.
@@ -50,6 +52,7 @@ pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
         txn.open_table(HEADS).map_err(StoreError::db)?;
         txn.open_table(FORKS).map_err(StoreError::db)?;
         txn.open_table(AUDIT).map_err(StoreError::db)?;
+        txn.open_table(CONTACTS).map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)?;
     Ok(db)
@@ -112,6 +115,7 @@ struct Tables<'t> {
     heads: Table<'t, &'static [u8; 32], u64>,
     forks: Table<'t, &'static [u8; 32], &'static [u8]>,
     audit: Table<'t, u64, &'static [u8]>,
+    contacts: Table<'t, &'static [u8; 32], &'static str>,
 }
 
 impl<'t> Tables<'t> {
@@ -123,6 +127,7 @@ impl<'t> Tables<'t> {
             heads: txn.open_table(HEADS).map_err(StoreError::db)?,
             forks: txn.open_table(FORKS).map_err(StoreError::db)?,
             audit: txn.open_table(AUDIT).map_err(StoreError::db)?,
+            contacts: txn.open_table(CONTACTS).map_err(StoreError::db)?,
         })
     }
 }
@@ -190,6 +195,22 @@ fn apply(
             let existed = t
                 .payloads
                 .remove(id.as_bytes())
+                .map_err(StoreError::db)?
+                .is_some();
+            finish(reply, Ok(existed))
+        }
+        Command::SetContact { feed, name, reply } => {
+            let existed = t
+                .contacts
+                .insert(feed.as_bytes(), name.as_str())
+                .map_err(StoreError::db)?
+                .is_some();
+            finish(reply, Ok(existed))
+        }
+        Command::RemoveContact { feed, reply } => {
+            let existed = t
+                .contacts
+                .remove(feed.as_bytes())
                 .map_err(StoreError::db)?
                 .is_some();
             finish(reply, Ok(existed))

@@ -1,0 +1,233 @@
+//! The JSON bodies of the control API, as they travel on the socket.
+//!
+//! Requests refuse unknown fields (a typo is an error, not a silent default);
+//! responses accept them, so that an older `sherdctl` can read a newer
+//! daemon's answers. These types hold strings, not parsed ids: validating a
+//! feed id or a multiaddr is the daemon's job, and this crate never links the
+//! protocol's crypto or libp2p.
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes a request body may have at most; a larger one gets 413
+/// (`payload_too_large`).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Characters a contact's name may have at most.
+pub const CONTACT_NAME_MAX_CHARS: usize = 64;
+
+/// Audit records returned when the request does not say how many.
+pub const AUDIT_LIMIT_DEFAULT: usize = 100;
+
+/// Audit records returned at most by one request; a larger `limit` is capped.
+pub const AUDIT_LIMIT_MAX: usize = 1000;
+
+/// `GET /v1/status`: who this node is and what it is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node's feed id, which is also its libp2p peer id (`12D3KooW...`).
+    pub feed_id: String,
+    /// The daemon's version.
+    pub version: String,
+    /// The multiaddrs the node listens on.
+    pub listen: Vec<String>,
+    /// Peers connected now.
+    pub peers: usize,
+    /// The feeds the node replicates: its own and its contacts'.
+    pub feeds: Vec<FeedStatus>,
+}
+
+/// One replicated feed in [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedStatus {
+    /// The feed id.
+    pub feed: String,
+    /// The contact's name, if the feed is a contact's.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The highest sequence number stored (0 when no entry is stored yet).
+    pub seq: u64,
+}
+
+/// `GET /v1/peers`: one connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// The peer's id (for a sherd node, also its feed id).
+    pub peer_id: String,
+}
+
+/// `POST /v1/connect`: dial a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// The multiaddr to dial, for example `/ip4/192.0.2.7/tcp/4001`.
+    pub addr: String,
+}
+
+/// `GET /v1/contacts`, and the answer to `POST /v1/contacts`: a local
+/// petname for a feed id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The contact's feed id.
+    pub feed: String,
+    /// The name this node gives it.
+    pub name: String,
+}
+
+/// `POST /v1/contacts`: follow a feed under a local name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddContact {
+    /// The contact's feed id.
+    pub feed: String,
+    /// The name to give it: 1 to [`CONTACT_NAME_MAX_CHARS`] characters, not
+    /// only whitespace, no control characters.
+    pub name: String,
+}
+
+/// The query of `GET /v1/audit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// The first sequence number wanted (default 0, the start of the log).
+    #[serde(default)]
+    pub from: Option<u64>,
+    /// How many records at most: default [`AUDIT_LIMIT_DEFAULT`], capped at
+    /// [`AUDIT_LIMIT_MAX`], at least 1.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/audit`: one record of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The record's position in the log.
+    pub seq: u64,
+    /// The record itself (time, peer, backup, request, result), as the
+    /// daemon wrote it.
+    pub record: serde_json::Value,
+}
+
+/// `GET /v1/events`: something that happened in the node, sent as one JSON
+/// object per Server-Sent Event `data:` line, tagged by `"event"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection to a peer was established.
+    PeerConnected {
+        /// The peer's id.
+        peer: String,
+    },
+    /// The last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer's id.
+        peer: String,
+    },
+    /// A peer sent invalid data too often and is refused for a while.
+    PeerBlocked {
+        /// The peer's id.
+        peer: String,
+        /// How long it stays blocked.
+        duration_secs: u64,
+    },
+    /// An entry was committed to the store.
+    EntryStored {
+        /// The feed it belongs to.
+        feed: String,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A contact was added.
+    ContactAdded {
+        /// The contact's feed id.
+        feed: String,
+        /// Its name.
+        name: String,
+    },
+    /// A contact was removed.
+    ContactRemoved {
+        /// The contact's feed id.
+        feed: String,
+    },
+}
+
+/// The data of an `event: lagged` note on the event stream: the subscriber
+/// read too slowly and this many events were dropped for it. The stream goes
+/// on after the note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lagged {
+    /// Events dropped.
+    pub missed: u64,
+}
+
+/// The body of every error response (4xx and 5xx).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code: one of [`code`](crate::code).
+    pub code: String,
+    /// What went wrong, for a person; it names the offending field.
+    pub message: String,
+}
+
+/// The stable values of [`ErrorBody::code`]. Scripts may match on them; their
+/// meaning never changes.
+pub mod code {
+    /// 400: the request is malformed, has unknown fields or a value out of
+    /// range. Nothing was changed.
+    pub const INVALID_REQUEST: &str = "invalid_request";
+    /// 404: no such route, contact or record.
+    pub const NOT_FOUND: &str = "not_found";
+    /// 405: the route exists but not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 409: the request contradicts the node's state (for example a contact
+    /// that already exists under another name).
+    pub const CONFLICT: &str = "conflict";
+    /// 413: the request body is larger than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// 503: the node cannot do this now (shutting down, network not up).
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// 500: a bug or a failing disk; the daemon's log says more.
+    pub const INTERNAL: &str = "internal";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_tagged_in_snake_case() {
+        let event = Event::PeerBlocked {
+            peer: "12D3KooWA".into(),
+            duration_secs: 600,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"event":"peer_blocked","peer":"12D3KooWA","duration_secs":600}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+        let stored: Event =
+            serde_json::from_str(r#"{"event":"entry_stored","feed":"F","seq":7}"#).unwrap();
+        assert_eq!(
+            stored,
+            Event::EntryStored {
+                feed: "F".into(),
+                seq: 7
+            }
+        );
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        let err = serde_json::from_str::<AddContact>(r#"{"feed":"F","name":"a","admin":true}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field `admin`"), "{err}");
+        assert!(serde_json::from_str::<ConnectRequest>(r#"{"addr":"/a","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn responses_accept_unknown_fields() {
+        let peer: Peer = serde_json::from_str(r#"{"peer_id":"P","rtt_ms":3}"#).unwrap();
+        assert_eq!(peer.peer_id, "P");
+    }
+}

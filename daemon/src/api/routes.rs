@@ -1,0 +1,301 @@
+//! The `/v1` routes: extraction and validation of every request, the call to
+//! the [`ControlBackend`], and the shape of the answer.
+//!
+//! Validation lives here and nowhere else: a handler calls the backend only
+//! with parsed, checked values. Nothing here keeps state beyond a request,
+//! except the event streams, which end when the server stops.
+
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use sherd_api::{
+    AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, CONTACT_NAME_MAX_CHARS,
+    ConnectRequest, Lagged, MAX_BODY_BYTES,
+};
+use sherd_protocol::FeedId;
+use tokio::sync::watch;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tracing::Instrument;
+
+use super::{ApiError, ControlBackend};
+
+/// A comment line on an idle event stream this often, so that clients and
+/// anything in between see the connection is alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// What every handler gets: the backend, and the server's stop signal (for
+/// the event streams, which would otherwise outlive a graceful shutdown).
+struct AppState<B> {
+    backend: Arc<B>,
+    stop: watch::Receiver<bool>,
+}
+
+// Not derived: the derive would ask for `B: Clone`, and `Arc<B>` is enough.
+impl<B> Clone for AppState<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            stop: self.stop.clone(),
+        }
+    }
+}
+
+/// The control API's router, with its state.
+pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<bool>) -> Router {
+    Router::new()
+        .route("/v1/status", get(status::<B>))
+        .route("/v1/peers", get(peers::<B>))
+        .route("/v1/connect", post(connect::<B>))
+        .route("/v1/contacts", get(contacts::<B>).post(add_contact::<B>))
+        .route("/v1/contacts/{feed}", delete(remove_contact::<B>))
+        .route("/v1/audit", get(audit::<B>))
+        .route("/v1/events", get(events::<B>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(guard))
+        .with_state(AppState { backend, stop })
+}
+
+/// Every request: a span with its method and path, and an early 413 when the
+/// declared length is over the limit (the body is then never read).
+async fn guard(request: Request, next: Next) -> Response {
+    let span = tracing::debug_span!(
+        "control",
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        }
+        .into_response();
+    }
+    async move {
+        let response = next.run(request).await;
+        tracing::debug!(status = %response.status(), "answered");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// A JSON body: at most `MAX_BODY_BYTES`, one JSON value of type `T` and
+/// nothing after it. Errors name the field at fault.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: MAX_BODY_BYTES,
+                }
+            } else {
+                ApiError::invalid("body", r.body_text())
+            }
+        })?;
+        // serde would also take a struct as an array of its fields; the API
+        // speaks objects only.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => {
+                return Err(ApiError::invalid(
+                    "body",
+                    "the body is empty; expected a JSON object",
+                ));
+            }
+            Some(b'{') => {}
+            Some(_) => return Err(ApiError::invalid("body", "expected a JSON object")),
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            // Unknown and missing fields are named by serde itself; a bad
+            // value is named by its path.
+            if path == "." || inner.is_syntax() || inner.is_eof() {
+                ApiError::invalid("body", inner.to_string())
+            } else {
+                ApiError::invalid(path, inner.to_string())
+            }
+        })?;
+        de.end()
+            .map_err(|e| ApiError::invalid("body", format!("data after the JSON value: {e}")))?;
+        Ok(Self(value))
+    }
+}
+
+fn parse_feed(field: &str, value: &str) -> Result<FeedId, ApiError> {
+    FeedId::from_str(value).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+fn parse_multiaddr(value: &str) -> Result<libp2p::Multiaddr, ApiError> {
+    const EXAMPLE: &str = "expected a multiaddr like /ip4/192.0.2.7/tcp/4001";
+    let addr = libp2p::Multiaddr::from_str(value)
+        .map_err(|e| ApiError::invalid("addr", format!("{e}; {EXAMPLE}")))?;
+    if addr.is_empty() {
+        return Err(ApiError::invalid("addr", format!("empty; {EXAMPLE}")));
+    }
+    Ok(addr)
+}
+
+/// A contact name is shown next to feed ids in every listing, so it must be
+/// visible and unable to disguise what surrounds it: not blank, at most
+/// `CONTACT_NAME_MAX_CHARS` characters, no control characters and no bidi
+/// controls (which can make a name display as another).
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    let field = "name";
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    let chars = name.chars().count();
+    if chars > CONTACT_NAME_MAX_CHARS {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {CONTACT_NAME_MAX_CHARS} characters (it has {chars})"),
+        ));
+    }
+    let is_bidi_control = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if let Some(c) = name.chars().find(|&c| c.is_control() || is_bidi_control(c)) {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn status<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.status().await?))
+}
+
+async fn peers<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.peers().await?))
+}
+
+async fn connect<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    JsonBody(request): JsonBody<ConnectRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let addr = parse_multiaddr(&request.addr)?;
+    state.backend.connect(addr).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn contacts<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.contacts().await?))
+}
+
+async fn add_contact<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    JsonBody(request): JsonBody<AddContact>,
+) -> Result<impl IntoResponse, ApiError> {
+    let feed = parse_feed("feed", &request.feed)?;
+    validate_name(&request.name)?;
+    let contact = state.backend.add_contact(feed, request.name).await?;
+    Ok((StatusCode::CREATED, axum::Json(contact)))
+}
+
+async fn remove_contact<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    feed: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(feed) = feed.map_err(|r| ApiError::invalid("feed", r.body_text()))?;
+    let feed = parse_feed("feed", &feed)?;
+    state.backend.remove_contact(feed).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn audit<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(query) = query.map_err(|r| ApiError::invalid("query", query_error(&r)))?;
+    let limit = match query.limit {
+        None => AUDIT_LIMIT_DEFAULT,
+        Some(0) => return Err(ApiError::invalid("limit", "must be at least 1")),
+        Some(limit) => limit.min(AUDIT_LIMIT_MAX),
+    };
+    let records = state.backend.audit(query.from.unwrap_or(0), limit).await?;
+    Ok(axum::Json(records))
+}
+
+/// axum's message without its "Failed to deserialize query string: " lead.
+fn query_error(rejection: &QueryRejection) -> String {
+    let text = rejection.body_text();
+    match text.split_once(": ") {
+        Some((_, rest)) => rest.to_owned(),
+        None => text,
+    }
+}
+
+async fn events<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Sse<impl Stream<Item = Result<sse::Event, Infallible>>> {
+    // Subscribe before answering: every event after the client has the
+    // response head is delivered.
+    let receiver = state.backend.events();
+    let mut stop = state.stop.clone();
+    let stream = BroadcastStream::new(receiver)
+        .map(|item| {
+            Ok(match item {
+                Ok(event) => sse::Event::default()
+                    .json_data(event)
+                    .unwrap_or_else(|_| sse::Event::default().comment("an event failed to encode")),
+                // A slow reader loses events, not its connection: it is told
+                // how many, and may look at the audit log for what matters.
+                Err(BroadcastStreamRecvError::Lagged(missed)) => sse::Event::default()
+                    .event("lagged")
+                    .json_data(Lagged { missed })
+                    .unwrap_or_else(|_| sse::Event::default().event("lagged").data("{}")),
+            })
+        })
+        .take_until(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!(
+        "no route {}; the control API is under /v1",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

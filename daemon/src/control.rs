@@ -1,0 +1,237 @@
+//! The control API's view of a running node: [`NodeControl`] implements
+//! [`ControlBackend`] over the node's store and network, and turns their
+//! happenings into API [`Event`]s.
+//!
+//! The API server validated every input before it gets here; this layer adds
+//! what needs the node's state (is it a contact already? is it ourselves?).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use sherd_api::{AuditRecord, Contact, Event, FeedStatus, Peer, Status};
+use sherd_protocol::{FeedId, Keypair};
+use tokio::sync::broadcast;
+
+use crate::api::{ApiError, ControlBackend};
+use crate::net::{NetEvent, NetworkHandle};
+use crate::store::{Store, StoreError};
+
+/// How long `connect` waits for the connection before giving up.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// API events kept for a slow subscriber before it is told it lagged.
+const EVENT_DEPTH: usize = 256;
+
+/// The node, as the control API sees it.
+#[derive(Debug)]
+pub struct NodeControl {
+    key: Arc<Keypair>,
+    store: Store,
+    net: NetworkHandle,
+    events: broadcast::Sender<Event>,
+}
+
+fn internal(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "store error behind the control API");
+    ApiError::Internal(e.to_string())
+}
+
+impl NodeControl {
+    /// The backend for `key`'s node; spawns the task that turns network and
+    /// store happenings into API events.
+    pub fn new(key: Arc<Keypair>, store: Store, net: NetworkHandle) -> Self {
+        let (events, _) = broadcast::channel(EVENT_DEPTH);
+        // Receivers only: a Store handle here would keep the writer alive
+        // past shutdown.
+        tokio::spawn(forward_events(
+            store.subscribe(),
+            net.subscribe(),
+            events.clone(),
+        ));
+        Self {
+            key,
+            store,
+            net,
+            events,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is not an error.
+        let _ = self.events.send(event);
+    }
+
+    fn seq_of(&self, feed: &FeedId) -> Result<u64, ApiError> {
+        Ok(self
+            .store
+            .head(feed)
+            .map_err(internal)?
+            .map_or(0, |h| h.header().seq))
+    }
+}
+
+async fn forward_events(
+    mut stored: broadcast::Receiver<crate::store::Committed>,
+    mut network: broadcast::Receiver<NetEvent>,
+    events: broadcast::Sender<Event>,
+) {
+    loop {
+        let event = tokio::select! {
+            s = stored.recv() => match s {
+                Ok(c) => match FeedId::from_bytes(&c.header.header().author) {
+                    Ok(feed) => Event::EntryStored { feed: feed.to_string(), seq: c.header.header().seq },
+                    Err(_) => continue,
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            n = network.recv() => match n {
+                Ok(NetEvent::PeerConnected(p)) => Event::PeerConnected { peer: p.to_string() },
+                Ok(NetEvent::PeerDisconnected(p)) => Event::PeerDisconnected { peer: p.to_string() },
+                Ok(NetEvent::PeerBlocked { peer, duration }) => Event::PeerBlocked {
+                    peer: peer.to_string(),
+                    duration_secs: duration.as_secs(),
+                },
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let _ = events.send(event);
+    }
+}
+
+impl ControlBackend for NodeControl {
+    async fn status(&self) -> Result<Status, ApiError> {
+        let me = self.key.feed_id();
+        let mut feeds = vec![FeedStatus {
+            feed: me.to_string(),
+            name: None,
+            seq: self.seq_of(&me)?,
+        }];
+        for (feed, name) in self.store.contacts().map_err(internal)? {
+            feeds.push(FeedStatus {
+                feed: feed.to_string(),
+                name: Some(name),
+                seq: self.seq_of(&feed)?,
+            });
+        }
+        let unavailable = |e: crate::net::NetError| ApiError::Unavailable(e.to_string());
+        Ok(Status {
+            feed_id: me.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            listen: self
+                .net
+                .listen_addrs()
+                .await
+                .map_err(unavailable)?
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            peers: self.net.peers().await.map_err(unavailable)?.len(),
+            feeds,
+        })
+    }
+
+    async fn peers(&self) -> Result<Vec<Peer>, ApiError> {
+        let peers = self
+            .net
+            .peers()
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        Ok(peers
+            .into_iter()
+            .map(|p| Peer {
+                peer_id: p.to_string(),
+            })
+            .collect())
+    }
+
+    async fn connect(&self, addr: Multiaddr) -> Result<(), ApiError> {
+        match tokio::time::timeout(CONNECT_LIMIT, self.net.dial(addr.clone())).await {
+            Ok(Ok(_peer)) => Ok(()),
+            Ok(Err(e)) => Err(ApiError::Unavailable(format!(
+                "cannot connect to {addr}: {e}"
+            ))),
+            Err(_) => Err(ApiError::Unavailable(format!(
+                "no connection to {addr} within {}s",
+                CONNECT_LIMIT.as_secs()
+            ))),
+        }
+    }
+
+    async fn contacts(&self) -> Result<Vec<Contact>, ApiError> {
+        Ok(self
+            .store
+            .contacts()
+            .map_err(internal)?
+            .into_iter()
+            .map(|(feed, name)| Contact {
+                feed: feed.to_string(),
+                name,
+            })
+            .collect())
+    }
+
+    async fn add_contact(&self, feed: FeedId, name: String) -> Result<Contact, ApiError> {
+        if feed == self.key.feed_id() {
+            return Err(ApiError::invalid("feed", "that is this node's own feed"));
+        }
+        if self
+            .store
+            .contacts()
+            .map_err(internal)?
+            .iter()
+            .any(|(f, _)| *f == feed)
+        {
+            return Err(ApiError::Conflict(format!("{feed} is a contact already")));
+        }
+        self.store
+            .set_contact(feed, name.clone())
+            .await
+            .map_err(internal)?;
+        self.net
+            .follow(feed)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        self.emit(Event::ContactAdded {
+            feed: feed.to_string(),
+            name: name.clone(),
+        });
+        Ok(Contact {
+            feed: feed.to_string(),
+            name,
+        })
+    }
+
+    async fn remove_contact(&self, feed: FeedId) -> Result<(), ApiError> {
+        if !self.store.remove_contact(feed).await.map_err(internal)? {
+            return Err(ApiError::NotFound(format!("{feed} is not a contact")));
+        }
+        self.net
+            .unfollow(feed)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        self.emit(Event::ContactRemoved {
+            feed: feed.to_string(),
+        });
+        Ok(())
+    }
+
+    async fn audit(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>, ApiError> {
+        self.store
+            .audit_log(from, limit)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(seq, bytes)| {
+                let record = serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::Internal(format!("audit record {seq} is not JSON: {e}"))
+                })?;
+                Ok(AuditRecord { seq, record })
+            })
+            .collect()
+    }
+
+    fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
