@@ -1,0 +1,204 @@
+//! The multi-process harness: real `sherdd` processes on 127.0.0.1, each with
+//! its own temporary data dir, driven through the control API (`sherd-api`).
+//!
+//! It never links the daemon: it runs the `sherdd` binary, found next to the
+//! running executable in Cargo's target dir or at `$SHERD_SHERDD`. Every
+//! daemon listens on `127.0.0.1` on a port the OS picks (so parallel tests
+//! cannot collide) with mDNS off, and inherits no `SHERD_*` variable from the
+//! caller's environment. Dropping a [`Testnet`] kills every process it
+//! started; if the thread is panicking (a failed test), the data dirs and
+//! logs are kept and their path printed.
+
+mod node;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use node::Daemon;
+
+/// How long a daemon may take to start answering its control API.
+pub const START_LIMIT: Duration = Duration::from_secs(20);
+
+/// Why the harness could not do what it was asked.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The `sherdd` binary is not where it was looked for.
+    #[error(
+        "sherdd not found at {0}; build it first (`cargo build -p sherd-daemon`) or set SHERD_SHERDD"
+    )]
+    NoDaemonBinary(PathBuf),
+    /// A file or process operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A daemon did not start, or exited; the log tail says why.
+    #[error("daemon {name} did not start: {reason}\n--- last lines of its log ---\n{log_tail}")]
+    Start {
+        /// The node's name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+        /// The end of its stderr.
+        log_tail: String,
+    },
+    /// The control API refused or failed a request.
+    #[error("daemon {name}: {source}")]
+    Api {
+        /// The node's name.
+        name: String,
+        /// The client's error.
+        source: sherd_api::ClientError,
+    },
+    /// No node has that name.
+    #[error("no node named {0}")]
+    NoSuchNode(String),
+}
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let what = what.into();
+    move |source| HarnessError::Io { what, source }
+}
+
+/// Where the `sherdd` binary is: `$SHERD_SHERDD`, else beside the running
+/// executable (tests run from `target/<profile>/deps`, binaries from
+/// `target/<profile>`).
+pub fn sherdd_path() -> Result<PathBuf, HarnessError> {
+    if let Some(p) = std::env::var_os("SHERD_SHERDD") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(io("cannot find the running executable"))?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let candidate = dir.join("sherdd");
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        Err(HarnessError::NoDaemonBinary(candidate))
+    }
+}
+
+/// A set of daemons on this machine.
+#[derive(Debug)]
+pub struct Testnet {
+    root: Option<tempfile::TempDir>,
+    sherdd: PathBuf,
+    daemons: Vec<Daemon>,
+}
+
+impl Testnet {
+    /// An empty testnet in a fresh temporary directory.
+    pub fn new() -> Result<Self, HarnessError> {
+        let root = tempfile::Builder::new()
+            .prefix("sherd-testnet-")
+            .tempdir()
+            .map_err(io("cannot make the testnet's temp dir"))?;
+        Ok(Self {
+            root: Some(root),
+            sherdd: sherdd_path()?,
+            daemons: Vec::new(),
+        })
+    }
+
+    /// The directory holding every node's data dir and log.
+    pub fn root(&self) -> &Path {
+        self.root
+            .as_ref()
+            .map_or(Path::new("."), tempfile::TempDir::path)
+    }
+
+    /// Starts a daemon named `name` and waits until its control API answers.
+    pub async fn start(&mut self, name: &str) -> Result<&Daemon, HarnessError> {
+        let daemon = Daemon::start(&self.sherdd, self.root(), name).await?;
+        self.daemons.push(daemon);
+        self.daemons
+            .last()
+            .ok_or_else(|| HarnessError::NoSuchNode(name.to_owned()))
+    }
+
+    /// The daemon named `name`.
+    pub fn node(&self, name: &str) -> Result<&Daemon, HarnessError> {
+        self.daemons
+            .iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| HarnessError::NoSuchNode(name.to_owned()))
+    }
+
+    fn node_mut(&mut self, name: &str) -> Result<&mut Daemon, HarnessError> {
+        self.daemons
+            .iter_mut()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| HarnessError::NoSuchNode(name.to_owned()))
+    }
+
+    /// Every daemon, in start order.
+    pub fn daemons(&self) -> &[Daemon] {
+        &self.daemons
+    }
+
+    /// `from` dials `to`.
+    pub async fn connect(&self, from: &str, to: &str) -> Result<(), HarnessError> {
+        let addr = self.node(to)?.listen().to_owned();
+        let from = self.node(from)?;
+        from.client()
+            .connect(&addr)
+            .await
+            .map_err(|source| from.api_error(source))
+    }
+
+    /// Each of `a` and `b` adds the other as a contact (under its name).
+    pub async fn befriend(&self, a: &str, b: &str) -> Result<(), HarnessError> {
+        for (me, other) in [(a, b), (b, a)] {
+            let other_feed = self.node(other)?.feed_id().to_owned();
+            let me = self.node(me)?;
+            me.client()
+                .add_contact(&other_feed, other)
+                .await
+                .map_err(|source| me.api_error(source))?;
+        }
+        Ok(())
+    }
+
+    /// Kills a daemon with SIGKILL, as a crash would.
+    pub async fn kill(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node_mut(name)?.kill().await
+    }
+
+    /// Stops a daemon with SIGTERM and waits for it to exit.
+    pub async fn stop(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.node_mut(name)?.stop().await
+    }
+
+    /// Starts a stopped or killed daemon again, from its data dir.
+    pub async fn restart(&mut self, name: &str) -> Result<(), HarnessError> {
+        let sherdd = self.sherdd.clone();
+        let root = self.root().to_path_buf();
+        let daemon = self.node_mut(name)?;
+        daemon.kill().await?;
+        *daemon = Daemon::start(&sherdd, &root, name).await?;
+        Ok(())
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for d in &mut self.daemons {
+            d.kill_now();
+        }
+        if std::thread::panicking() {
+            if let Some(root) = self.root.take() {
+                let kept = root.keep();
+                eprintln!(
+                    "sherd-testnet: a test failed; data dirs and logs kept in {}",
+                    kept.display()
+                );
+            }
+        }
+    }
+}
