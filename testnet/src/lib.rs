@@ -191,14 +191,14 @@ impl Drop for Testnet {
         for d in &mut self.daemons {
             d.kill_now();
         }
-        if std::thread::panicking() {
-            if let Some(root) = self.root.take() {
-                let kept = root.keep();
-                eprintln!(
-                    "sherd-testnet: a test failed; data dirs and logs kept in {}",
-                    kept.display()
-                );
-            }
+        if std::thread::panicking()
+            && let Some(root) = self.root.take()
+        {
+            let kept = root.keep();
+            eprintln!(
+                "sherd-testnet: a test failed; data dirs and logs kept in {}",
+                kept.display()
+            );
         }
     }
 }
