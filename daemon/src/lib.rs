@@ -10,6 +10,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod engine;
 pub mod keys;
 pub mod net;
 pub mod node;

@@ -1,5 +1,5 @@
-//! A running node: its key, store and network, started in order and shut down
-//! in the reverse order within a bounded time.
+//! A running node: its key, store, network and protocol engine, started in
+//! that order and shut down in the reverse order within a bounded time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use sherd_protocol::Keypair;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::engine::{self, EngineHandle};
 use crate::keys::{self, KeyError, Passphrase};
 use crate::net::{self, NetError, NetworkHandle};
 use crate::store::{Store, StoreError, StoreThread};
@@ -36,15 +37,19 @@ pub struct Node {
     pub store: Store,
     /// The network.
     pub net: NetworkHandle,
+    /// The protocol engine.
+    pub engine: EngineHandle,
     /// The configuration it runs with.
     pub config: Config,
     store_thread: StoreThread,
     net_task: JoinHandle<()>,
+    engine_task: JoinHandle<()>,
 }
 
 impl Node {
-    /// Loads (or creates) the key, opens the store, starts the network and
-    /// follows the contacts.
+    /// Loads (or creates) the key, opens the store, starts the network
+    /// (following the contacts) and the protocol engine (which follows what
+    /// its records say and processes whatever it has not yet).
     pub async fn start(config: Config, passphrase: Option<Passphrase>) -> Result<Self, NodeError> {
         // Argon2id takes 64 MiB and a noticeable moment: off the async threads.
         let dir = config.data_dir.clone();
@@ -60,29 +65,39 @@ impl Node {
             .map(|(feed, _)| feed)
             .collect();
         let (net, net_task) = net::spawn(&key, store.clone(), config.network.clone(), follows)?;
+        let (engine, engine_task) = engine::spawn(key.clone(), store.clone(), net.clone());
         tracing::info!(feed = %key.feed_id(), data_dir = %config.data_dir.display(), "node started");
         Ok(Self {
             key,
             store,
             net,
+            engine,
             config,
             store_thread,
             net_task,
+            engine_task,
         })
     }
 
-    /// Stops the network, lets the store finish its last commit, and returns
-    /// whether everything stopped within `within`. Whatever was acknowledged
+    /// Stops the engine (after its current step) and the network, lets the
+    /// store finish its last commit, and returns whether everything stopped
+    /// within `within`. Whatever was acknowledged
     /// is committed either way: a commit is atomic.
     pub async fn shutdown(self, within: Duration) -> bool {
         let Self {
             store,
             net,
+            engine,
             store_thread,
             net_task,
+            engine_task,
             ..
         } = self;
         let stopped = tokio::time::timeout(within, async move {
+            // The engine first: it holds store and network handles, and a
+            // step it is in finishes (or aborts) as one transaction.
+            engine.shutdown().await;
+            let _ = engine_task.await;
             net.shutdown().await;
             // The network task ends once its loop has closed every connection.
             let _ = net_task.await;

@@ -14,6 +14,7 @@
 //! [`Store::entries`], ...) run in their own MVCC read transactions on any
 //! thread and never wait for the writer.
 
+mod engine;
 mod read;
 mod tables;
 mod writer;
@@ -24,9 +25,10 @@ use std::thread::JoinHandle;
 
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::feed::{EntryError, ForkProof};
-use sherd_protocol::{EntryId, FeedId, Keypair};
+use sherd_protocol::{BackupId, EntryId, FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+pub use engine::{EngineUpdate, EngineWrite};
 pub use read::StoredEntry;
 
 /// How many commands the writer takes into one transaction at most.
@@ -132,13 +134,21 @@ enum Command {
         feed: FeedId,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
+    EngineWrite {
+        write: EngineWrite,
+        reply: oneshot::Sender<Result<Vec<SignedHeader>, StoreError>>,
+    },
 }
 
 /// A cloneable handle to the store.
 #[derive(Clone)]
 pub struct Store {
-    commands: mpsc::Sender<Command>,
+    // Fields drop in this order. The database handle goes before the command
+    // sender: when the last `Store` is dropped, the writer (which holds the
+    // last database handle) exits only after this one is gone, so a joined
+    // `StoreThread` means the database is closed and can be opened again.
     db: Arc<redb::Database>,
+    commands: mpsc::Sender<Command>,
     announce: broadcast::Sender<Committed>,
 }
 
@@ -165,9 +175,19 @@ impl StoreThread {
 impl Store {
     /// Opens (or creates) the store at `path`; `me` signs the node's own entries.
     pub fn open(path: &Path, me: Arc<Keypair>) -> Result<(Self, StoreThread), StoreError> {
+        Self::open_with_announce_depth(path, me, ANNOUNCE_DEPTH)
+    }
+
+    /// [`Store::open`] keeping only `depth` announcements for a slow
+    /// subscriber: tests use it to make subscribers lag.
+    pub(crate) fn open_with_announce_depth(
+        path: &Path,
+        me: Arc<Keypair>,
+        depth: usize,
+    ) -> Result<(Self, StoreThread), StoreError> {
         let db = Arc::new(writer::open_database(path)?);
         let (commands, rx) = mpsc::channel(QUEUE_DEPTH);
-        let (announce, _) = broadcast::channel(ANNOUNCE_DEPTH);
+        let (announce, _) = broadcast::channel(depth);
         let thread = writer::spawn(db.clone(), me, rx, announce.clone())?;
         Ok((
             Self {
@@ -244,6 +264,44 @@ impl Store {
     pub async fn remove_contact(&self, feed: FeedId) -> Result<bool, StoreError> {
         self.call(|reply| Command::RemoveContact { feed, reply })
             .await
+    }
+
+    /// Commits what the protocol engine concluded from one step (entries to
+    /// publish, records, audit lines, its cursor) in one transaction; returns
+    /// the headers of the entries published, in order.
+    pub async fn engine_write(&self, write: EngineWrite) -> Result<Vec<SignedHeader>, StoreError> {
+        self.call(|reply| Command::EngineWrite { write, reply })
+            .await
+    }
+
+    /// Every feed held, with the sequence number of its head.
+    pub fn feeds(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
+        engine::feeds(&self.db)
+    }
+
+    /// The protocol engine's cursors: per feed, the last entry it processed.
+    pub fn engine_cursors(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
+        engine::cursors(&self.db)
+    }
+
+    /// The owner's record of a backup (JSON), if this node made it.
+    pub fn backup_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
+        engine::record(&self.db, engine::RecordTable::Backups, id)
+    }
+
+    /// Every backup this node made, as (id, record JSON).
+    pub fn backup_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
+        engine::records(&self.db, engine::RecordTable::Backups)
+    }
+
+    /// The record of a shard this node holds as a custodian (JSON).
+    pub fn held_shard_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
+        engine::record(&self.db, engine::RecordTable::HeldShards, id)
+    }
+
+    /// Every shard this node holds, as (backup id, record JSON).
+    pub fn held_shard_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
+        engine::records(&self.db, engine::RecordTable::HeldShards)
     }
 
     /// Every contact with its name, in feed order.

@@ -25,3 +25,17 @@ pub(crate) const AUDIT: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("
 pub(crate) const CONTACTS: TableDefinition<'_, &[u8; 32], &str> = TableDefinition::new("contacts");
 /// name -> value: the schema version.
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+// The protocol engine's state (`crate::engine`). Written only through
+// `Command::EngineWrite`, so that what the engine concluded from an entry and
+// the cursor past that entry commit together.
+
+/// feed -> seq of the last entry of that feed the engine has processed.
+pub(crate) const ENGINE_CURSOR: TableDefinition<'_, &[u8; 32], u64> =
+    TableDefinition::new("engine_cursor");
+/// backup id -> the owner's record of a backup it made (JSON, `engine::records`).
+pub(crate) const BACKUPS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("backups");
+/// backup id -> a shard this node holds as a custodian (JSON, `engine::records`).
+/// The sealed shard itself stays in the `shard` entry's payload.
+pub(crate) const HELD_SHARDS: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("held_shards");

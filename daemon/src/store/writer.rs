@@ -18,7 +18,8 @@ use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc};
 
 use super::tables::{
-    AUDIT, CONTACTS, ENTRIES, ENTRY_IDS, FORKS, HEADS, META, PAYLOADS, SCHEMA_VERSION,
+    AUDIT, BACKUPS, CONTACTS, ENGINE_CURSOR, ENTRIES, ENTRY_IDS, FORKS, HEADS, HELD_SHARDS, META,
+    PAYLOADS, SCHEMA_VERSION,
 };
 use super::{Command, Committed, IncomingEntry, IngestOutcome, MAX_BATCH, StoreError};
 
@@ -53,6 +54,9 @@ pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
         txn.open_table(FORKS).map_err(StoreError::db)?;
         txn.open_table(AUDIT).map_err(StoreError::db)?;
         txn.open_table(CONTACTS).map_err(StoreError::db)?;
+        txn.open_table(ENGINE_CURSOR).map_err(StoreError::db)?;
+        txn.open_table(BACKUPS).map_err(StoreError::db)?;
+        txn.open_table(HELD_SHARDS).map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)?;
     Ok(db)
@@ -108,7 +112,10 @@ fn finish<T: Send + 'static>(
     })
 }
 
-struct Tables<'t> {
+pub(super) struct Tables<'t> {
+    /// The transaction, for the tables only some commands need (the
+    /// engine's), opened on demand so that the append path does not pay for them.
+    pub(super) txn: &'t WriteTransaction,
     entries: Table<'t, (&'static [u8; 32], u64), &'static [u8; 182]>,
     payloads: Table<'t, &'static [u8; 32], &'static [u8]>,
     entry_ids: Table<'t, &'static [u8; 32], (&'static [u8; 32], u64)>,
@@ -121,6 +128,7 @@ struct Tables<'t> {
 impl<'t> Tables<'t> {
     fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(Self {
+            txn,
             entries: txn.open_table(ENTRIES).map_err(StoreError::db)?,
             payloads: txn.open_table(PAYLOADS).map_err(StoreError::db)?,
             entry_ids: txn.open_table(ENTRY_IDS).map_err(StoreError::db)?,
@@ -216,20 +224,28 @@ fn apply(
             finish(reply, Ok(existed))
         }
         Command::Audit { record, reply } => {
-            let next = t
-                .audit
-                .last()
-                .map_err(StoreError::db)?
-                .map_or(1, |(k, _)| k.value().saturating_add(1));
-            t.audit
-                .insert(next, record.as_slice())
-                .map_err(StoreError::db)?;
+            let next = append_audit(t, &record)?;
             finish(reply, Ok(next))
+        }
+        Command::EngineWrite { write, reply } => {
+            let result = super::engine::apply(t, me, write, committed)?;
+            finish(reply, result)
         }
     })
 }
 
-fn stored_header(
+/// Appends one audit record; returns its sequence number.
+pub(super) fn append_audit(t: &mut Tables<'_>, record: &[u8]) -> Result<u64, StoreError> {
+    let next = t
+        .audit
+        .last()
+        .map_err(StoreError::db)?
+        .map_or(1, |(k, _)| k.value().saturating_add(1));
+    t.audit.insert(next, record).map_err(StoreError::db)?;
+    Ok(next)
+}
+
+pub(super) fn stored_header(
     t: &Tables<'_>,
     author: &FeedId,
     seq: u64,
@@ -246,7 +262,7 @@ fn stored_header(
         .map_err(|e| StoreError::Corrupt(format!("entry {author} #{seq}: {e}")))
 }
 
-fn head_seq(t: &Tables<'_>, author: &FeedId) -> Result<u64, StoreError> {
+pub(super) fn head_seq(t: &Tables<'_>, author: &FeedId) -> Result<u64, StoreError> {
     Ok(t.heads
         .get(author.as_bytes())
         .map_err(StoreError::db)?
@@ -367,7 +383,7 @@ fn publish(
     Ok(Ok(header))
 }
 
-fn insert(
+pub(super) fn insert(
     t: &mut Tables<'_>,
     header: &SignedHeader,
     payload: Option<&[u8]>,

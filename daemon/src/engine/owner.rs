@@ -1,0 +1,235 @@
+//! The owner's side of a backup (flow 1): making it, publishing it, and
+//! counting the custodians' acknowledgements.
+//!
+//! What this module never does: keep the secret past `backup::create` (it is
+//! zeroized when the spec is dropped, right after), keep a shard (each is
+//! sealed to its custodian, so we could not open it anyway), or count an
+//! `ack` that does not name the exact `shard` entry we published for the
+//! custodian who sent it.
+
+use std::collections::BTreeSet;
+
+use sherd_protocol::FeedId;
+use sherd_protocol::backup::{self, BackupSpec};
+use sherd_protocol::content::{Ack, Content};
+use sherd_protocol::entry::{PayloadKind, SignedHeader};
+use sherd_protocol::envelope;
+use zeroize::Zeroizing;
+
+use super::actor::Engine;
+use super::audit::{AuditLine, Outcome};
+use super::open::Item;
+use super::records::{self, BackupRecord, CustodianRecord};
+use super::{CreatedBackup, EngineError, EngineEvent};
+use crate::clock;
+use crate::rng::os_rng;
+use crate::store::EngineUpdate;
+
+/// Makes and publishes a backup; see [`super::EngineHandle::create_backup`].
+pub(super) async fn create_backup(
+    engine: &mut Engine,
+    spec: BackupSpec,
+    #[cfg(test)] tamper: Option<FeedId>,
+) -> Result<CreatedBackup, EngineError> {
+    let contacts: BTreeSet<FeedId> = engine
+        .store
+        .contacts()?
+        .into_iter()
+        .map(|(feed, _)| feed)
+        .collect();
+    if let Some(stranger) = spec.custodians.iter().find(|c| !contacts.contains(c)) {
+        return Err(EngineError::NotAContact(*stranger));
+    }
+    let now = clock::now_ms();
+    let mut rng = os_rng();
+    let made = backup::create(&mut rng, &engine.key, now, &spec);
+    // The secret is zeroized here, whether the backup was made or not.
+    drop(spec);
+    let made = made?;
+
+    let me = engine.me;
+    // The root holds the check keys: its JSON is zeroized once boxed.
+    let root_json = Zeroizing::new(Content::Root(made.root.clone()).to_json()?);
+    let mut publish = vec![(
+        PayloadKind::Boxed,
+        envelope::seal(&mut rng, &me, &[me], &root_json)?,
+    )];
+    drop(root_json);
+    let mut custodians = Vec::with_capacity(made.shards.len());
+    for (custodian, shard) in made.shards {
+        #[cfg(test)]
+        let shard = tampered(shard, tamper == Some(custodian));
+        let json = Content::Shard(shard).to_json()?;
+        publish.push((
+            PayloadKind::Boxed,
+            envelope::seal(&mut rng, &me, &[custodian], &json)?,
+        ));
+        custodians.push(custodian);
+    }
+
+    let id = made.id;
+    let label = made.root.label.clone();
+    let threshold = made.root.threshold;
+    let record_custodians = custodians.clone();
+    let line = AuditLine::new(now, "backup_created", Outcome::Ok)
+        .backup(id)
+        .reason(format!("{threshold} of {}", custodians.len()));
+    let published = engine
+        .commit(None, publish, move |published| {
+            let ids: Vec<_> = published.iter().map(SignedHeader::id).collect();
+            // The root first, then one shard per custodian, in order.
+            let Some((root, shards)) = ids.split_first() else {
+                return Vec::new();
+            };
+            let record = BackupRecord {
+                label,
+                threshold,
+                created_ms: now,
+                root: *root,
+                custodians: record_custodians
+                    .into_iter()
+                    .zip(shards)
+                    .map(|(feed, shard)| CustodianRecord {
+                        feed,
+                        shard: *shard,
+                        acked: None,
+                    })
+                    .collect(),
+            };
+            vec![
+                EngineUpdate::Backup {
+                    id,
+                    record: records::encode(&record),
+                },
+                EngineUpdate::Audit(line.to_json()),
+            ]
+        })
+        .await?;
+    let ids: Vec<_> = published.iter().map(SignedHeader::id).collect();
+    let (root, shards) = ids.split_first().ok_or_else(|| {
+        EngineError::Store(crate::store::StoreError::Publish(
+            "the store published none of the backup's entries".into(),
+        ))
+    })?;
+    let created = CreatedBackup {
+        id,
+        root: *root,
+        shards: custodians
+            .iter()
+            .copied()
+            .zip(shards.iter().copied())
+            .collect(),
+    };
+    tracing::info!(backup = %id, custodians = custodians.len(), "engine: backup published");
+    // Contacts are followed already; this keeps the custodians followed as
+    // long as the backup lives, even if one stops being a contact.
+    engine.follow(custodians.iter().copied()).await;
+    engine.emit(EngineEvent::BackupCreated {
+        backup: id,
+        custodians: custodians.len(),
+    });
+    Ok(created)
+}
+
+/// The test-only path: one byte of the sealed shard flipped, so that the
+/// custodian's check must fail.
+#[cfg(test)]
+fn tampered(
+    mut shard: sherd_protocol::content::Shard,
+    tamper: bool,
+) -> sherd_protocol::content::Shard {
+    if tamper {
+        let middle = shard.sealed.0.len() / 2;
+        if let Some(byte) = shard.sealed.0.get_mut(middle) {
+            *byte ^= 0x01;
+        }
+    }
+    shard
+}
+
+/// Acts on `ack`, found in `item` (a custodian's feed) and opened with our key.
+pub(super) async fn on_ack(engine: &mut Engine, item: &Item, ack: &Ack) -> Result<(), EngineError> {
+    let custodian = item.feed;
+    let now = clock::now_ms();
+    let ignored = |reason: String| {
+        AuditLine::new(now, "ack_ignored", Outcome::Ignored)
+            .backup(ack.backup)
+            .peer(custodian)
+            .entry(item.id)
+            .reason(reason)
+    };
+
+    let Some(mut record) = records::backup(&engine.store, &ack.backup)? else {
+        return ignore(
+            engine,
+            item,
+            ignored("no backup of this node has this id".into()),
+        )
+        .await;
+    };
+    let custodians = record.custodians.len();
+    let Some(entry) = record.custodians.iter_mut().find(|c| c.feed == custodian) else {
+        return ignore(
+            engine,
+            item,
+            ignored("the sender is not a custodian of this backup".into()),
+        )
+        .await;
+    };
+    if entry.shard != ack.shard {
+        let reason = format!(
+            "it acknowledges entry {}, not the shard entry {} published for this custodian",
+            ack.shard, entry.shard
+        );
+        return ignore(engine, item, ignored(reason)).await;
+    }
+    match entry.acked {
+        // This very entry counted already (a replay): nothing to do again.
+        Some(previous) if previous == item.id => {
+            engine.advance(item.feed, item.seq);
+            return Ok(());
+        }
+        Some(previous) => {
+            let reason = format!("the shard was acknowledged already by entry {previous}");
+            return ignore(engine, item, ignored(reason)).await;
+        }
+        None => entry.acked = Some(item.id),
+    }
+    let acks = record.acks();
+    let line = AuditLine::new(now, "ack_received", Outcome::Ok)
+        .backup(ack.backup)
+        .peer(custodian)
+        .entry(item.id)
+        .reason(format!("{acks} of {custodians} custodians"));
+    let backup = ack.backup;
+    let encoded = records::encode(&record);
+    engine
+        .commit(Some(item), Vec::new(), move |_| {
+            vec![
+                EngineUpdate::Backup {
+                    id: backup,
+                    record: encoded,
+                },
+                EngineUpdate::Audit(line.to_json()),
+            ]
+        })
+        .await?;
+    tracing::info!(%backup, %custodian, acks, custodians, "engine: custodian acknowledged");
+    engine.emit(EngineEvent::AckReceived {
+        backup,
+        custodian,
+        acks,
+        custodians,
+    });
+    Ok(())
+}
+
+async fn ignore(engine: &mut Engine, item: &Item, line: AuditLine) -> Result<(), EngineError> {
+    engine.commit_audit(item, line.clone()).await?;
+    engine.emit(EngineEvent::AckIgnored {
+        custodian: item.feed,
+        entry: item.id,
+        reason: line.reason_text(),
+    });
+    Ok(())
+}

@@ -1,0 +1,776 @@
+//! The engine in process: whole [`Node`]s on 127.0.0.1 (mDNS off) for the
+//! flows, and a bare store + network + engine for what must be exact (lagged
+//! announcements, entries stored while no engine ran). Every wait is bounded.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use sherd_protocol::backup::{self, BackupSpec};
+use sherd_protocol::content::{Ack, Content, Release, V1};
+use sherd_protocol::entry::{PayloadKind, SignedHeader};
+use sherd_protocol::envelope;
+use sherd_protocol::secret::SecretMaterial;
+use sherd_protocol::{BackupId, EntryId, FeedId, Keypair};
+use zeroize::Zeroizing;
+
+use super::records::{self, BackupRecord};
+use super::{EngineError, EngineEvent, EngineHandle};
+use crate::config::Config;
+use crate::net::{self, NetworkConfig, NetworkHandle};
+use crate::node::Node;
+use crate::rng::os_rng;
+use crate::store::{IncomingEntry, Store, StoreThread};
+
+/// Any one wait in these tests.
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn init_tracing() {
+    // RUST_LOG=sherd_daemon=debug shows what the nodes did in a failing run.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+}
+
+fn network() -> NetworkConfig {
+    NetworkConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        sync_batch: 100,
+        gossip_heartbeat: Duration::from_millis(100),
+        resync_interval: Duration::from_secs(2),
+        ..NetworkConfig::default()
+    }
+}
+
+async fn start(dir: &Path) -> Node {
+    init_tracing();
+    let config = Config {
+        data_dir: dir.to_path_buf(),
+        passphrase_file: None,
+        log: String::new(),
+        network: network(),
+    };
+    assert!(!config.network.mdns);
+    Node::start(config, None).await.unwrap()
+}
+
+async fn addr(node: &Node) -> Multiaddr {
+    let addr = eventually("the node listens", || async {
+        node.net.listen_addrs().await.unwrap().into_iter().next()
+    })
+    .await;
+    assert!(addr.to_string().starts_with("/ip4/127.0.0.1/"), "{addr}");
+    addr
+}
+
+/// Polls `probe` every 25 ms until it gives a value; fails the test past LIMIT.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"))
+}
+
+/// `a` names `b` a contact and follows it.
+async fn befriend(a: &Node, b: &Node) {
+    let feed = b.key.feed_id();
+    a.store
+        .set_contact(feed, format!("n{}", &feed.to_string()[..8]))
+        .await
+        .unwrap();
+    a.net.follow(feed).await.unwrap();
+}
+
+/// An owner and its custodians, each custodian a contact of the owner and
+/// the other way round, each connected to the owner.
+struct Net {
+    owner: Node,
+    custodians: Vec<Option<Node>>,
+    dirs: Vec<tempfile::TempDir>,
+    owner_addr: Multiaddr,
+}
+
+impl Net {
+    async fn new(custodians: usize) -> Self {
+        let dirs: Vec<_> = (0..=custodians)
+            .map(|_| tempfile::tempdir().unwrap())
+            .collect();
+        let owner = start(dirs[0].path()).await;
+        let owner_addr = addr(&owner).await;
+        let mut nodes = Vec::new();
+        for dir in &dirs[1..] {
+            let c = start(dir.path()).await;
+            befriend(&owner, &c).await;
+            befriend(&c, &owner).await;
+            c.net.dial(owner_addr.clone()).await.unwrap();
+            nodes.push(Some(c));
+        }
+        Self {
+            owner,
+            custodians: nodes,
+            dirs,
+            owner_addr,
+        }
+    }
+
+    fn custodian(&self, i: usize) -> &Node {
+        self.custodians[i].as_ref().expect("custodian is running")
+    }
+
+    /// The custodians' feeds (call while all of them run).
+    fn feeds(&self) -> Vec<FeedId> {
+        self.custodians
+            .iter()
+            .map(|c| c.as_ref().expect("all running").key.feed_id())
+            .collect()
+    }
+
+    async fn stop(&mut self, i: usize) {
+        let node = self.custodians[i].take().expect("running");
+        assert!(node.shutdown(LIMIT).await, "custodian {i} stopped in time");
+    }
+
+    async fn restart(&mut self, i: usize) {
+        assert!(self.custodians[i].is_none(), "stopped first");
+        let node = start(self.dirs[i + 1].path()).await;
+        node.net.dial(self.owner_addr.clone()).await.unwrap();
+        self.custodians[i] = Some(node);
+    }
+
+    async fn shutdown(mut self) {
+        for i in 0..self.custodians.len() {
+            if self.custodians[i].is_some() {
+                self.stop(i).await;
+            }
+        }
+        assert!(self.owner.shutdown(LIMIT).await);
+    }
+}
+
+fn spec(custodians: Vec<FeedId>, threshold: usize) -> BackupSpec {
+    BackupSpec {
+        material: SecretMaterial {
+            secret: Zeroizing::new(b"correct horse battery staple".to_vec()),
+            label: "wallet seed".into(),
+            metadata: Zeroizing::new(Vec::new()),
+        },
+        threshold,
+        custodians,
+        trustees: Vec::new(),
+        veto_delay_secs: 0,
+        one_time: false,
+        release: Release::Approve,
+    }
+}
+
+fn record(node: &Node, id: &BackupId) -> BackupRecord {
+    records::backup(&node.store, id)
+        .unwrap()
+        .expect("the owner has the record")
+}
+
+/// Waits until the owner's record of `id` shows `n` acks.
+async fn wait_for_acks(owner: &Node, id: &BackupId, n: usize) -> BackupRecord {
+    eventually(&format!("{n} custodians acked"), || async {
+        records::backup(&owner.store, id)
+            .unwrap()
+            .filter(|r| r.acks() >= n)
+    })
+    .await
+}
+
+/// The acks of backup `id` in `author`'s feed, as stored by `reader`, opened
+/// with the owner's key (only the owner can open them), with their entry ids.
+fn acks_in_feed(
+    reader: &Store,
+    author: &FeedId,
+    owner: &Keypair,
+    id: &BackupId,
+) -> Vec<(EntryId, Ack)> {
+    let secret = owner.x25519_secret();
+    reader
+        .entries(author, 1, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            let payload = e.payload?;
+            let plain = envelope::open(&secret, author, &payload).ok()??;
+            match Content::parse(&plain).ok()? {
+                Content::Ack(ack) if ack.backup == *id => Some((e.header.id(), ack)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The audit lines of a node, as JSON.
+fn audit(store: &Store) -> Vec<serde_json::Value> {
+    store
+        .audit_log(0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| serde_json::from_slice(&bytes).unwrap())
+        .collect()
+}
+
+fn audit_events<'a>(lines: &'a [serde_json::Value], event: &str) -> Vec<&'a serde_json::Value> {
+    lines.iter().filter(|l| l["event"] == event).collect()
+}
+
+/// Every custodian of `record` acked with the one ack in its feed, and holds
+/// the shard published for it.
+fn assert_acked_once(net: &Net, id: &BackupId, record: &BackupRecord, custodian: usize) {
+    let c = net.custodian(custodian);
+    let feed = c.key.feed_id();
+    let entry = record
+        .custodians
+        .iter()
+        .find(|r| r.feed == feed)
+        .expect("a custodian of the backup");
+    let acks = acks_in_feed(&c.store, &feed, &net.owner.key, id);
+    assert_eq!(
+        acks.len(),
+        1,
+        "custodian {custodian} acked exactly once: {acks:?}"
+    );
+    assert_eq!(
+        acks[0].1.shard, entry.shard,
+        "the ack names the shard entry"
+    );
+    assert_eq!(entry.acked, Some(acks[0].0), "the owner counted that ack");
+    let held = records::held_shard(&c.store, id).unwrap().expect("held");
+    assert_eq!(held.owner, net.owner.key.feed_id());
+    assert_eq!(held.shard, entry.shard);
+    assert_eq!(held.ack, acks[0].0);
+    // The sealed shard stays in the owner's entry, held in the custodian's store.
+    let shard_entry = c
+        .store
+        .entry(&entry.shard)
+        .unwrap()
+        .expect("shard entry held");
+    assert!(shard_entry.payload.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_3_of_5_backup_is_acknowledged_once_by_each_custodian() {
+    let net = Net::new(5).await;
+    let custodians = net.feeds();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 3))
+        .await
+        .unwrap();
+    assert_eq!(created.shards.len(), 5);
+    assert_eq!(
+        created.shards.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+        custodians
+    );
+
+    let record = wait_for_acks(&net.owner, &created.id, 5).await;
+    assert_eq!(record.threshold, 3);
+    assert_eq!(record.label, "wallet seed");
+    assert_eq!(record.root, created.root);
+    for (r, (feed, shard)) in record.custodians.iter().zip(&created.shards) {
+        assert_eq!((r.feed, r.shard), (*feed, *shard));
+    }
+
+    // Let everything settle, then look for a second ack anywhere.
+    for c in &net.custodians {
+        c.as_ref().unwrap().engine.caught_up().await.unwrap();
+    }
+    net.owner.engine.caught_up().await.unwrap();
+    let record = record_after_settling(&net, &created.id).await;
+    for i in 0..5 {
+        assert_acked_once(&net, &created.id, &record, i);
+        let lines = audit(&net.custodian(i).store);
+        assert_eq!(audit_events(&lines, "shard_held").len(), 1, "{lines:?}");
+        assert!(audit_events(&lines, "shard_refused").is_empty());
+    }
+    let lines = audit(&net.owner.store);
+    assert_eq!(audit_events(&lines, "backup_created").len(), 1);
+    assert_eq!(audit_events(&lines, "ack_received").len(), 5, "{lines:?}");
+    assert!(audit_events(&lines, "ack_ignored").is_empty(), "{lines:?}");
+    // Audit lines carry ids, never the secret or the label.
+    for line in lines {
+        let text = line.to_string();
+        assert!(
+            !text.contains("correct horse") && !text.contains("wallet seed"),
+            "{text}"
+        );
+    }
+    net.shutdown().await;
+}
+
+/// The owner's record once every node says it is caught up, after a pause
+/// long enough for a gossip round or two (a duplicate ack would land then).
+async fn record_after_settling(net: &Net, id: &BackupId) -> BackupRecord {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    net.owner.engine.caught_up().await.unwrap();
+    record(&net.owner, id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custodian_offline_during_the_backup_catches_up_and_acks() {
+    let mut net = Net::new(5).await;
+    let custodians = net.feeds();
+    net.stop(4).await;
+
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 3))
+        .await
+        .unwrap();
+    let record = wait_for_acks(&net.owner, &created.id, 4).await;
+    assert_eq!(record.custodians[4].feed, custodians[4]);
+    assert_eq!(
+        record.custodians[4].acked, None,
+        "the offline custodian did not ack"
+    );
+
+    net.restart(4).await;
+    let record = wait_for_acks(&net.owner, &created.id, 5).await;
+    assert!(record.custodians.iter().all(|c| c.acked.is_some()));
+    net.custodian(4).engine.caught_up().await.unwrap();
+    let record = record_after_settling(&net, &created.id).await;
+    for i in 0..5 {
+        assert_acked_once(&net, &created.id, &record, i);
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_custodian_does_not_ack_again() {
+    let mut net = Net::new(3).await;
+    let custodians = net.feeds();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 2))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    let before = records::held_shard(&net.custodian(0).store, &created.id)
+        .unwrap()
+        .unwrap();
+
+    net.stop(0).await;
+    net.restart(0).await;
+    let c = net.custodian(0);
+    // The owner's feed is replicated again (nothing new in it) and the
+    // engine has rescanned from its cursors.
+    let owner_head = net
+        .owner
+        .store
+        .head(&net.owner.key.feed_id())
+        .unwrap()
+        .unwrap();
+    eventually("the restarted custodian is connected", || async {
+        (!c.net.peers().await.unwrap().is_empty()).then_some(())
+    })
+    .await;
+    c.engine.caught_up().await.unwrap();
+    let cursors: std::collections::HashMap<_, _> =
+        c.store.engine_cursors().unwrap().into_iter().collect();
+    assert_eq!(
+        cursors.get(&net.owner.key.feed_id()),
+        Some(&owner_head.header().seq),
+        "the cursor past the owner's entries survived the restart"
+    );
+
+    let record = record_after_settling(&net, &created.id).await;
+    c.engine.caught_up().await.unwrap();
+    for i in 0..3 {
+        assert_acked_once(&net, &created.id, &record, i);
+    }
+    let after = records::held_shard(&c.store, &created.id).unwrap().unwrap();
+    assert_eq!(before, after, "the held-shard record is untouched");
+    let lines = audit(&c.store);
+    assert_eq!(audit_events(&lines, "shard_held").len(), 1, "{lines:?}");
+    assert!(
+        audit_events(&lines, "shard_duplicate").is_empty(),
+        "{lines:?}"
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tampered_shard_is_refused_with_a_reason_and_not_acked() {
+    let net = Net::new(3).await;
+    let custodians = net.feeds();
+    let mut events = net.custodian(0).engine.subscribe();
+    let created = net
+        .owner
+        .engine
+        .create_backup_tampered(spec(custodians.clone(), 2), custodians[0])
+        .await
+        .unwrap();
+
+    // The honest two ack; the tampered one refuses, says why, and audits it.
+    wait_for_acks(&net.owner, &created.id, 2).await;
+    let refused = eventually("the tampered shard is refused", || {
+        let lines = audit(&net.custodian(0).store);
+        async move { lines.into_iter().find(|l| l["event"] == "shard_refused") }
+    })
+    .await;
+    assert_eq!(refused["result"], "refused");
+    assert_eq!(refused["backup"], created.id.to_string());
+    assert_eq!(refused["peer"], net.owner.key.feed_id().to_string());
+    assert_eq!(refused["entry"], created.shards[0].1.to_string());
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not open"),
+        "{refused}"
+    );
+    let event = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let EngineEvent::ShardRefused { entry, reason, .. } = events.recv().await.unwrap() {
+                return (entry, reason);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(event.0, created.shards[0].1);
+
+    net.custodian(0).engine.caught_up().await.unwrap();
+    let record = record_after_settling(&net, &created.id).await;
+    assert_eq!(record.custodians[0].acked, None);
+    assert_eq!(record.acks(), 2);
+    let c0 = net.custodian(0);
+    assert!(
+        records::held_shard(&c0.store, &created.id)
+            .unwrap()
+            .is_none()
+    );
+    assert!(acks_in_feed(&c0.store, &c0.key.feed_id(), &net.owner.key, &created.id).is_empty());
+    for i in 1..3 {
+        assert_acked_once(&net, &created.id, &record, i);
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ack_naming_another_entry_is_ignored_and_audited() {
+    let net = Net::new(2).await;
+    let custodians = net.feeds();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 1))
+        .await
+        .unwrap();
+    // Custodian 0 also sends an ack naming the root entry instead of its shard.
+    let c0 = net.custodian(0);
+    let bogus = Content::Ack(Ack {
+        version: V1,
+        backup: created.id,
+        shard: created.root,
+    })
+    .to_json()
+    .unwrap();
+    let boxed = envelope::seal(
+        &mut os_rng(),
+        &c0.key.feed_id(),
+        &[net.owner.key.feed_id()],
+        &bogus,
+    )
+    .unwrap();
+    let bogus_entry = c0
+        .store
+        .publish(PayloadKind::Boxed, boxed, crate::clock::now_ms())
+        .await
+        .unwrap()
+        .id();
+
+    let ignored = eventually("the wrong ack is ignored", || {
+        let lines = audit(&net.owner.store);
+        async move { lines.into_iter().find(|l| l["event"] == "ack_ignored") }
+    })
+    .await;
+    assert_eq!(ignored["entry"], bogus_entry.to_string());
+    assert_eq!(ignored["peer"], c0.key.feed_id().to_string());
+    assert_eq!(ignored["result"], "ignored");
+    assert!(
+        ignored["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not the shard entry"),
+        "{ignored}"
+    );
+
+    // The real acks still count, and the bogus one is not what counted.
+    wait_for_acks(&net.owner, &created.id, 2).await;
+    let record = record_after_settling(&net, &created.id).await;
+    assert_ne!(record.custodians[0].acked, Some(bogus_entry));
+    let held = records::held_shard(&c0.store, &created.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.custodians[0].acked, Some(held.ack));
+    let lines = audit(&net.owner.store);
+    assert_eq!(audit_events(&lines, "ack_ignored").len(), 1, "{lines:?}");
+    assert_eq!(audit_events(&lines, "ack_received").len(), 2, "{lines:?}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_needs_contacts_and_a_valid_spec_and_publishes_nothing_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = start(dir.path()).await;
+    let stranger = Keypair::from_seed(&[7; 32]).feed_id();
+    let err = owner
+        .engine
+        .create_backup(spec(vec![stranger], 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::NotAContact(f) if f == stranger),
+        "{err}"
+    );
+
+    owner.store.set_contact(stranger, "s".into()).await.unwrap();
+    let err = owner
+        .engine
+        .create_backup(spec(vec![stranger], 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Backup(_)), "{err}");
+    assert!(owner.store.head(&owner.key.feed_id()).unwrap().is_none());
+    assert!(records::backups(&owner.store).unwrap().is_empty());
+    assert!(owner.shutdown(LIMIT).await);
+}
+
+// ---- A bare store, network and engine: exact control over what is stored.
+
+/// A custodian's store, network (listening nowhere) and engine.
+struct Bare {
+    key: Arc<Keypair>,
+    store: Store,
+    net: NetworkHandle,
+    engine: EngineHandle,
+    task: tokio::task::JoinHandle<()>,
+    net_task: tokio::task::JoinHandle<()>,
+    thread: StoreThread,
+}
+
+fn bare(dir: &Path, seed: u8, announce_depth: usize) -> Bare {
+    init_tracing();
+    let key = Arc::new(Keypair::from_seed(&[seed; 32]));
+    let (store, thread) =
+        Store::open_with_announce_depth(&dir.join("store.redb"), key.clone(), announce_depth)
+            .unwrap();
+    let (net, net_task) =
+        net::spawn(&key, store.clone(), NetworkConfig::default(), Vec::new()).unwrap();
+    let (engine, task) = super::spawn(key.clone(), store.clone(), net.clone());
+    Bare {
+        key,
+        store,
+        net,
+        engine,
+        task,
+        net_task,
+        thread,
+    }
+}
+
+impl Bare {
+    async fn stop(self) {
+        self.engine.shutdown().await;
+        self.task.await.unwrap();
+        self.net.shutdown().await;
+        // Every store handle gone before the writer is joined, so that the
+        // database is closed when the next test step opens it again.
+        self.net_task.await.unwrap();
+        drop(self.store);
+        tokio::task::spawn_blocking(move || self.thread.join())
+            .await
+            .unwrap();
+    }
+}
+
+/// An owner's feed, signed here: `filler` public entries, then `copies`
+/// entries each carrying the shard for `custodian` of one fresh 1-of-1
+/// backup, then `filler` more. The shard entries come back as (id, seq).
+fn owner_feed(
+    owner: &Keypair,
+    custodian: FeedId,
+    filler: usize,
+    copies: usize,
+) -> (BackupId, Vec<(EntryId, u64)>, Vec<IncomingEntry>) {
+    let now = crate::clock::now_ms();
+    let mut rng = os_rng();
+    let made = backup::create(&mut rng, owner, now, &spec(vec![custodian], 1)).unwrap();
+    let (_, shard) = made.shards.into_iter().next().unwrap();
+    let json = Content::Shard(shard).to_json().unwrap();
+    let mut run: Vec<IncomingEntry> = Vec::new();
+    let mut shards = Vec::new();
+    for i in 0..(2 * filler + copies) {
+        let is_shard = (filler..filler + copies).contains(&i);
+        let (kind, payload) = if is_shard {
+            let boxed = envelope::seal(&mut rng, &owner.feed_id(), &[custodian], &json).unwrap();
+            (PayloadKind::Boxed, boxed)
+        } else {
+            (
+                PayloadKind::Public,
+                format!("{{\"type\":\"about\",\"version\":1,\"name\":\"n{i}\"}}").into_bytes(),
+            )
+        };
+        let header =
+            SignedHeader::sign_next(owner, run.last().map(|e| &e.header), now, kind, &payload)
+                .unwrap();
+        if is_shard {
+            shards.push((header.id(), header.header().seq));
+        }
+        run.push(IncomingEntry {
+            header,
+            payload: Some(payload),
+        });
+    }
+    (made.id, shards, run)
+}
+
+/// Waits until `node` holds the shard of `id` (entry `shard`, at `seq` in
+/// the owner's feed), then checks it acked once.
+async fn assert_held_and_acked_once(
+    node: &Bare,
+    owner: &Keypair,
+    id: &BackupId,
+    (shard, seq): (EntryId, u64),
+) {
+    let held = eventually("the shard is held", || async {
+        records::held_shard(&node.store, id).unwrap()
+    })
+    .await;
+    // Read at once, before any idle flush: the cursor past the shard entry
+    // committed with the record, not after it.
+    let cursors: std::collections::HashMap<_, _> =
+        node.store.engine_cursors().unwrap().into_iter().collect();
+    assert!(
+        cursors.get(&owner.feed_id()).is_some_and(|c| *c >= seq),
+        "cursor {cursors:?} is past entry {seq}"
+    );
+    assert_eq!(held.shard, shard);
+    assert_eq!(held.owner, owner.feed_id());
+    assert_eq!(held.follows, vec![owner.feed_id()]);
+    node.engine.caught_up().await.unwrap();
+    let acks = acks_in_feed(&node.store, &node.key.feed_id(), owner, id);
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0].0, held.ack);
+    assert_eq!(acks[0].1.shard, shard);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagged_engine_rescans_from_its_cursors_and_misses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two announcements kept for the engine.
+    let node = bare(dir.path(), 31, 2);
+    let mut events = node.engine.subscribe();
+    let owner = Keypair::from_seed(&[32; 32]);
+    let other = Keypair::from_seed(&[33; 32]);
+    let (id, shards, run) = owner_feed(&owner, node.key.feed_id(), 5, 1);
+    let (_, _, noise) = owner_feed(&other, Keypair::from_seed(&[34; 32]).feed_id(), 50, 0);
+
+    // While the engine is held, the owner's entries are announced, then
+    // enough of another feed's to push every one of them out: only a rescan
+    // from the cursors can find the shard (no later announcement of the
+    // owner's feed is left to reveal a gap).
+    let release = node.engine.hold().await;
+    let now = crate::clock::now_ms();
+    assert_eq!(
+        node.store
+            .ingest(owner.feed_id(), run, now)
+            .await
+            .unwrap()
+            .appended,
+        11
+    );
+    assert_eq!(
+        node.store
+            .ingest(other.feed_id(), noise, now)
+            .await
+            .unwrap()
+            .appended,
+        100
+    );
+    release.send(()).unwrap();
+
+    assert_held_and_acked_once(&node, &owner, &id, shards[0]).await;
+    let mut lagged = false;
+    while let Ok(event) = events.try_recv() {
+        lagged |= matches!(event, EngineEvent::Lagged { .. });
+    }
+    assert!(lagged, "the engine lagged (else this test tests nothing)");
+    let cursors: std::collections::HashMap<_, _> =
+        node.store.engine_cursors().unwrap().into_iter().collect();
+    assert_eq!(cursors.get(&owner.feed_id()), Some(&11));
+    assert_eq!(cursors.get(&other.feed_id()), Some(&100));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_stored_while_no_engine_ran_are_processed_once_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Keypair::from_seed(&[42; 32]);
+    let me = Keypair::from_seed(&[41; 32]).feed_id();
+    let (id, shards, run) = owner_feed(&owner, me, 20, 1);
+    {
+        // The store alone: the entries arrive, nobody processes them.
+        let key = Arc::new(Keypair::from_seed(&[41; 32]));
+        let (store, thread) = Store::open(&dir.path().join("store.redb"), key).unwrap();
+        store
+            .ingest(owner.feed_id(), run, crate::clock::now_ms())
+            .await
+            .unwrap();
+        drop(store);
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .unwrap();
+    }
+
+    let node = bare(dir.path(), 41, 4096);
+    assert_held_and_acked_once(&node, &owner, &id, shards[0]).await;
+    node.stop().await;
+
+    // Again: nothing new to do, and nothing done twice.
+    let node = bare(dir.path(), 41, 4096);
+    node.engine.caught_up().await.unwrap();
+    assert_held_and_acked_once(&node, &owner, &id, shards[0]).await;
+    let lines = audit(&node.store);
+    assert_eq!(audit_events(&lines, "shard_held").len(), 1, "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_shard_for_a_held_backup_is_not_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = bare(dir.path(), 51, 4096);
+    let owner = Keypair::from_seed(&[52; 32]);
+    let (id, shards, run) = owner_feed(&owner, node.key.feed_id(), 3, 2);
+    node.store
+        .ingest(owner.feed_id(), run, crate::clock::now_ms())
+        .await
+        .unwrap();
+    assert_held_and_acked_once(&node, &owner, &id, shards[0]).await;
+    let lines = audit(&node.store);
+    let duplicate = audit_events(&lines, "shard_duplicate");
+    assert_eq!(duplicate.len(), 1, "{lines:?}");
+    assert_eq!(duplicate[0]["entry"], shards[1].0.to_string());
+    assert_eq!(duplicate[0]["result"], "ignored");
+    node.stop().await;
+}
