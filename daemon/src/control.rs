@@ -78,10 +78,7 @@ async fn forward_events(
     loop {
         let event = tokio::select! {
             s = stored.recv() => match s {
-                Ok(c) => match FeedId::from_bytes(&c.header.header().author) {
-                    Ok(feed) => Event::EntryStored { feed: feed.to_string(), seq: c.header.header().seq },
-                    Err(_) => continue,
-                },
+                Ok(c) => Event::EntryStored { feed: c.author.to_string(), seq: c.header.header().seq },
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,
             },

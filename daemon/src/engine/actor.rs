@@ -180,9 +180,7 @@ impl Engine {
 
     async fn on_committed(&mut self, committed: &Committed) {
         let h = committed.header.header();
-        let Ok(feed) = FeedId::from_bytes(&h.author) else {
-            return;
-        };
+        let feed = committed.author;
         let done = self.cursor(&feed);
         if h.seq <= done {
             return;

@@ -131,6 +131,7 @@ pub(super) fn apply(
     for (header, (_, payload)) in signed.iter().zip(publish) {
         insert(t, header, Some(&payload))?;
         committed.push(Committed {
+            author,
             header: header.clone(),
             payload: Some(Arc::new(payload)),
         });

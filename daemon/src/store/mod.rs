@@ -98,6 +98,8 @@ pub struct IngestOutcome {
 /// A committed entry, announced to subscribers after its commit.
 #[derive(Debug, Clone)]
 pub struct Committed {
+    /// The entry's author, validated (so subscribers need not check the key again).
+    pub author: FeedId,
     /// The signed header.
     pub header: SignedHeader,
     /// The payload, if stored.

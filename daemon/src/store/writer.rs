@@ -348,6 +348,7 @@ fn ingest(
     for entry in run.iter().take(appended) {
         insert(t, &entry.header, entry.payload.as_deref())?;
         committed.push(Committed {
+            author: *author,
             header: entry.header.clone(),
             payload: entry.payload.clone().map(Arc::new),
         });
@@ -377,6 +378,7 @@ fn publish(
     };
     insert(t, &header, Some(&payload))?;
     committed.push(Committed {
+        author,
         header: header.clone(),
         payload: Some(Arc::new(payload)),
     });
