@@ -62,6 +62,11 @@ pub(crate) enum Command {
     /// Add, list or remove contacts (local names for feed ids)
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Back up a secret with custodians; list and show backups
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// List the shards this node holds for others
+    Shards,
     /// Print the node's events as they happen, until interrupted
     ///
     /// The daemon keeps no event history (the audit log has the past), so
@@ -99,6 +104,38 @@ pub(crate) enum ContactsCommand {
     Remove {
         /// The contact's feed id
         feed: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupCommand {
+    /// Back up a secret read from standard input (or --file)
+    ///
+    /// The secret is never taken from an argument (it would land in the
+    /// shell's history) nor typed at a terminal (it would show on screen):
+    /// pipe it in, for example `sherdctl backup create ... < seed.txt`.
+    /// Every custodian must be a contact; each gets one shard and
+    /// acknowledges it once its node has verified it.
+    Create {
+        /// What the secret is, in your words (1 to 256 bytes); stored encrypted
+        #[arg(long)]
+        label: String,
+        /// A custodian's feed id (repeat for each, 1 to 32)
+        #[arg(long = "custodian", value_name = "FEED", required = true)]
+        custodians: Vec<String>,
+        /// How many custodians must cooperate to recover the secret
+        #[arg(long, value_name = "T")]
+        threshold: u8,
+        /// Read the secret from this file instead of standard input
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
+    },
+    /// List this node's backups, with how many custodians acknowledged
+    List,
+    /// Show a backup and each custodian's acknowledgement
+    Show {
+        /// The backup id (64 hex characters)
+        id: String,
     },
 }
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use sherd_api::{AuditQuery, Client, SOCKET_NAME, StreamItem};
 
-use crate::cli::{Command, ContactsCommand, Global};
+use crate::cli::{BackupCommand, Command, ContactsCommand, Global};
 use crate::output::Printer;
 
 /// A usage problem found after parsing (exit status 2, like clap's).
@@ -56,8 +56,59 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
             out.audit(&client.audit(query).await?)?;
         }
         Command::Events { follow: _ } => follow(&client, &mut out).await?,
+        Command::Backup(BackupCommand::Create {
+            label,
+            custodians,
+            threshold,
+            file,
+        }) => {
+            let request = sherd_api::CreateBackup {
+                label,
+                threshold,
+                custodians,
+                secret: read_secret(file.as_deref())?,
+            };
+            out.backup(&client.create_backup(&request).await?)?;
+        }
+        Command::Backup(BackupCommand::List) => out.backups(&client.backups().await?)?,
+        Command::Backup(BackupCommand::Show { id }) => out.backup(&client.backup(&id).await?)?,
+        Command::Shards => out.shards(&client.shards().await?)?,
     }
     Ok(())
+}
+
+/// The secret, base64-encoded for the API, from `file` or standard input;
+/// every buffer that held it is zeroized. Standard input must not be a
+/// terminal: a typed secret would show on screen.
+fn read_secret(file: Option<&std::path::Path>) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use base64::Engine as _;
+    use std::io::{IsTerminal, Read};
+    let mut secret = zeroize::Zeroizing::new(Vec::new());
+    match file {
+        Some(path) => {
+            let mut f = std::fs::File::open(path).map_err(|e| {
+                anyhow::anyhow!("cannot read the secret from {}: {e}", path.display())
+            })?;
+            f.read_to_end(&mut secret)?;
+        }
+        None if io::stdin().is_terminal() => {
+            return Err(UsageError(
+                "the secret is read from standard input, which is a terminal; pipe it in \
+                 (`sherdctl backup create ... < FILE`) or use --file"
+                    .into(),
+            )
+            .into());
+        }
+        None => {
+            io::stdin().lock().read_to_end(&mut secret)?;
+        }
+    }
+    if secret.is_empty() {
+        return Err(UsageError("the secret is empty".into()).into());
+    }
+    Ok(zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(secret.as_slice()),
+    ))
 }
 
 /// Prints events until the user interrupts. The daemon closing the stream

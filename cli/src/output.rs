@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use sherd_api::{AuditRecord, Contact, Event, Peer, Status};
+use sherd_api::{AuditRecord, Backup, Contact, Event, HeldShard, Peer, Status};
 
 /// Writes answers to `out`, as text or as JSON.
 pub(crate) struct Printer<W> {
@@ -118,6 +118,77 @@ impl<W: Write> Printer<W> {
         let seq_width = width(records.iter().map(|r| r.seq.to_string()));
         for record in records {
             writeln!(self.out, "{:>seq_width$}  {}", record.seq, record.record)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn backup(&mut self, backup: &Backup) -> io::Result<()> {
+        if self.json {
+            return self.json_line(backup);
+        }
+        let acked = backup.custodians.iter().filter(|c| c.acked).count();
+        writeln!(self.out, "backup    {}", backup.id)?;
+        writeln!(self.out, "label     {}", backup.label)?;
+        writeln!(
+            self.out,
+            "recovery  any {} of {} custodians; {acked} of {} acknowledged",
+            backup.threshold,
+            backup.custodians.len(),
+            backup.custodians.len()
+        )?;
+        let name_width = width(
+            backup
+                .custodians
+                .iter()
+                .map(|c| c.name.as_deref().unwrap_or("-")),
+        );
+        for c in &backup.custodians {
+            let state = if c.acked {
+                "acknowledged"
+            } else {
+                "waiting for ack"
+            };
+            writeln!(
+                self.out,
+                "  {:name_width$}  {}  {state}",
+                c.name.as_deref().unwrap_or("-"),
+                c.feed
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn backups(&mut self, backups: &[Backup]) -> io::Result<()> {
+        if self.json {
+            return self.json_line(&backups);
+        }
+        for b in backups {
+            let acked = b.custodians.iter().filter(|c| c.acked).count();
+            writeln!(
+                self.out,
+                "{}  {} of {}  acks {acked}/{}  {}",
+                b.id,
+                b.threshold,
+                b.custodians.len(),
+                b.custodians.len(),
+                b.label
+            )?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn shards(&mut self, shards: &[HeldShard]) -> io::Result<()> {
+        if self.json {
+            return self.json_line(&shards);
+        }
+        for s in shards {
+            writeln!(
+                self.out,
+                "{}  owner {} {}",
+                s.backup,
+                s.owner_name.as_deref().unwrap_or("-"),
+                s.owner
+            )?;
         }
         Ok(())
     }

@@ -9,16 +9,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::Multiaddr;
-use sherd_api::{AuditRecord, Contact, Event, FeedStatus, Peer, Status};
-use sherd_protocol::{FeedId, Keypair};
+use sherd_api::{
+    AuditRecord, Backup, BackupCustodian, Contact, Event, FeedStatus, HeldShard, Peer, Status,
+};
+use sherd_protocol::backup::{BackupError, BackupSpec};
+use sherd_protocol::content::Release;
+use sherd_protocol::secret::SecretMaterial;
+use sherd_protocol::{BackupId, FeedId, Keypair};
 use tokio::sync::broadcast;
+use zeroize::Zeroizing;
 
-use crate::api::{ApiError, ControlBackend};
+use crate::api::{ApiError, ControlBackend, NewBackup};
+use crate::engine::records::{self, BackupRecord};
+use crate::engine::{EngineError, EngineHandle};
 use crate::net::{NetEvent, NetworkHandle};
 use crate::store::{Store, StoreError};
 
 /// How long `connect` waits for the connection before giving up.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+/// The veto delay of a backup made without an emergency policy (issue 5 adds
+/// trustees; a careful default in the meantime).
+const DEFAULT_VETO_DELAY_SECS: u32 = 72 * 3600;
 /// API events kept for a slow subscriber before it is told it lagged.
 const EVENT_DEPTH: usize = 256;
 
@@ -28,6 +39,7 @@ pub struct NodeControl {
     key: Arc<Keypair>,
     store: Store,
     net: NetworkHandle,
+    engine: EngineHandle,
     events: broadcast::Sender<Event>,
 }
 
@@ -39,7 +51,7 @@ fn internal(e: StoreError) -> ApiError {
 impl NodeControl {
     /// The backend for `key`'s node; spawns the task that turns network and
     /// store happenings into API events.
-    pub fn new(key: Arc<Keypair>, store: Store, net: NetworkHandle) -> Self {
+    pub fn new(key: Arc<Keypair>, store: Store, net: NetworkHandle, engine: EngineHandle) -> Self {
         let (events, _) = broadcast::channel(EVENT_DEPTH);
         // Receivers only: a Store handle here would keep the writer alive
         // past shutdown.
@@ -52,6 +64,7 @@ impl NodeControl {
             key,
             store,
             net,
+            engine,
             events,
         }
     }
@@ -59,6 +72,35 @@ impl NodeControl {
     fn emit(&self, event: Event) {
         // No subscriber is not an error.
         let _ = self.events.send(event);
+    }
+
+    fn names(&self) -> Result<std::collections::HashMap<FeedId, String>, ApiError> {
+        Ok(self
+            .store
+            .contacts()
+            .map_err(internal)?
+            .into_iter()
+            .collect())
+    }
+
+    fn to_api(&self, id: &BackupId, record: BackupRecord) -> Result<Backup, ApiError> {
+        let names = self.names()?;
+        Ok(Backup {
+            id: id.to_string(),
+            label: record.label,
+            threshold: record.threshold,
+            created_ms: record.created_ms,
+            custodians: record
+                .custodians
+                .into_iter()
+                .map(|c| BackupCustodian {
+                    feed: c.feed.to_string(),
+                    name: names.get(&c.feed).cloned(),
+                    shard: c.shard.to_string(),
+                    acked: c.acked.is_some(),
+                })
+                .collect(),
+        })
     }
 
     fn seq_of(&self, feed: &FeedId) -> Result<u64, ApiError> {
@@ -230,5 +272,69 @@ impl ControlBackend for NodeControl {
 
     fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    async fn create_backup(&self, request: NewBackup) -> Result<Backup, ApiError> {
+        let spec = BackupSpec {
+            material: SecretMaterial {
+                secret: request.secret,
+                label: request.label,
+                metadata: Zeroizing::new(Vec::new()),
+            },
+            threshold: usize::from(request.threshold),
+            custodians: request.custodians,
+            trustees: Vec::new(),
+            veto_delay_secs: DEFAULT_VETO_DELAY_SECS,
+            one_time: false,
+            release: Release::Approve,
+        };
+        let created = self.engine.create_backup(spec).await.map_err(|e| match e {
+            EngineError::NotAContact(feed) => ApiError::invalid(
+                "custodians",
+                format!("{feed} is not a contact; add it first with `sherdctl contacts add`"),
+            ),
+            EngineError::Backup(BackupError::OwnerIsCustodian) => {
+                ApiError::invalid("custodians", "this node cannot be its own custodian")
+            }
+            EngineError::Backup(e) => ApiError::invalid("body", e.to_string()),
+            EngineError::Closed => ApiError::Unavailable("the node is shutting down".into()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+        let record = records::backup(&self.store, &created.id)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::Internal(format!("backup {} made but not recorded", created.id))
+            })?;
+        self.to_api(&created.id, record)
+    }
+
+    async fn backups(&self) -> Result<Vec<Backup>, ApiError> {
+        records::backups(&self.store)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(id, record)| self.to_api(&id, record))
+            .collect()
+    }
+
+    async fn backup(&self, id: BackupId) -> Result<Backup, ApiError> {
+        let record = records::backup(&self.store, &id)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("no backup {id} on this node")))?;
+        self.to_api(&id, record)
+    }
+
+    async fn shards(&self) -> Result<Vec<HeldShard>, ApiError> {
+        let names = self.names()?;
+        Ok(records::held_shards(&self.store)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(backup, held)| HeldShard {
+                backup: backup.to_string(),
+                owner: held.owner.to_string(),
+                owner_name: names.get(&held.owner).cloned(),
+                shard: held.shard.to_string(),
+                received_ms: held.received_ms,
+            })
+            .collect())
     }
 }

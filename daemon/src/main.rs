@@ -123,6 +123,7 @@ async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result
         node.key.clone(),
         node.store.clone(),
         node.net.clone(),
+        node.engine.clone(),
     ));
     let socket = node.config.socket_path();
     let (stop_api, api_stop) = oneshot::channel::<()>();

@@ -19,8 +19,8 @@ use tokio::net::UnixStream;
 
 use crate::sse::{SseMessage, SseParser};
 use crate::types::{
-    AddContact, AuditQuery, AuditRecord, ConnectRequest, Contact, ErrorBody, Event, Lagged, Peer,
-    Status,
+    AddContact, AuditQuery, AuditRecord, Backup, ConnectRequest, Contact, CreateBackup, ErrorBody,
+    Event, HeldShard, Lagged, Peer, Status,
 };
 
 /// How long a request may take, from connecting to the last byte of the
@@ -163,6 +163,28 @@ impl Client {
         };
         self.send_json(Method::POST, "/v1/connect", &body).await?;
         Ok(())
+    }
+
+    /// `POST /v1/backups`: back up a secret (sent over the socket only).
+    pub async fn create_backup(&self, request: &CreateBackup) -> Result<Backup, ClientError> {
+        let raw = self.send_json(Method::POST, "/v1/backups", request).await?;
+        decode("/v1/backups", &raw.body)
+    }
+
+    /// `GET /v1/backups`: this node's backups.
+    pub async fn backups(&self) -> Result<Vec<Backup>, ClientError> {
+        self.get("/v1/backups").await
+    }
+
+    /// `GET /v1/backups/{id}`.
+    pub async fn backup(&self, id: &str) -> Result<Backup, ClientError> {
+        self.get(&format!("/v1/backups/{}", encode_segment(id)))
+            .await
+    }
+
+    /// `GET /v1/shards`: shards this node holds for others.
+    pub async fn shards(&self) -> Result<Vec<HeldShard>, ClientError> {
+        self.get("/v1/shards").await
     }
 
     /// `GET /v1/contacts`.

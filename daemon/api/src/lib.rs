@@ -14,6 +14,10 @@
 //! | `POST /v1/contacts` | [`AddContact`] | 201 [`Contact`] |
 //! | `DELETE /v1/contacts/{feed}` | | 204 |
 //! | `GET /v1/audit?from=&limit=` | | 200 `[`[`AuditRecord`]`]` |
+//! | `POST /v1/backups` | [`CreateBackup`] | 201 [`Backup`] |
+//! | `GET /v1/backups` | | 200 `[`[`Backup`]`]` |
+//! | `GET /v1/backups/{id}` | | 200 [`Backup`] |
+//! | `GET /v1/shards` | | 200 `[`[`HeldShard`]`]` |
 //! | `GET /v1/events` | | 200 `text/event-stream` of [`Event`] |
 //!
 //! Every error is an [`ErrorBody`] with a stable [`code`]. This crate never
@@ -29,9 +33,9 @@ use std::path::PathBuf;
 
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT, EventStream, RawResponse, StreamItem};
 pub use types::{
-    AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, AuditRecord,
-    CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, ErrorBody, Event, FeedStatus, Lagged,
-    MAX_BODY_BYTES, Peer, Status, code,
+    AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, AuditRecord, Backup,
+    BackupCustodian, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, CreateBackup, ErrorBody,
+    Event, FeedStatus, HeldShard, Lagged, MAX_BODY_BYTES, Peer, Status, code,
 };
 
 /// The version of the sherd workspace this API belongs to.

@@ -231,3 +231,77 @@ mod tests {
         assert_eq!(peer.peer_id, "P");
     }
 }
+
+/// `POST /v1/backups`: back up a secret with custodians. The secret travels
+/// only over the daemon's 0600 socket, never on a command line; it is
+/// zeroized when this value is dropped and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBackup {
+    /// What the secret is, in the owner's words: 1 to 256 bytes, no control
+    /// characters. It is stored encrypted with the secret.
+    pub label: String,
+    /// How many custodians must cooperate to recover it (1 to the number of custodians).
+    pub threshold: u8,
+    /// The custodians' feed ids (1 to 32, distinct, each a contact).
+    pub custodians: Vec<String>,
+    /// The secret, standard base64 with padding (1 byte to 16 KiB decoded).
+    pub secret: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for CreateBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateBackup")
+            .field("label", &self.label)
+            .field("threshold", &self.threshold)
+            .field("custodians", &self.custodians)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A backup as its owner sees it (`GET /v1/backups`, `GET /v1/backups/{id}`,
+/// and the answer to `POST /v1/backups`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// The backup id (64 hex characters).
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// Shards needed to recover.
+    pub threshold: u8,
+    /// When it was made, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// Its custodians, in shard order.
+    pub custodians: Vec<BackupCustodian>,
+}
+
+/// One custodian of a [`Backup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCustodian {
+    /// The custodian's feed id.
+    pub feed: String,
+    /// Its contact name, if it has one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The id of the `shard` entry published to it.
+    pub shard: String,
+    /// Whether it acknowledged (verified and stored) its shard.
+    pub acked: bool,
+}
+
+/// `GET /v1/shards`: a shard this node holds for someone else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldShard {
+    /// The backup it belongs to.
+    pub backup: String,
+    /// The owner's feed id.
+    pub owner: String,
+    /// The owner's contact name, if it has one.
+    #[serde(default)]
+    pub owner_name: Option<String>,
+    /// The `shard` entry.
+    pub shard: String,
+    /// When this node received and verified it, ms since the Unix epoch.
+    pub received_ms: u64,
+}

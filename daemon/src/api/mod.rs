@@ -24,10 +24,11 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sherd_api::{AuditRecord, Contact, ErrorBody, Event, Peer, Status, code};
-use sherd_protocol::FeedId;
+use sherd_api::{AuditRecord, Backup, Contact, ErrorBody, Event, HeldShard, Peer, Status, code};
+use sherd_protocol::{BackupId, FeedId};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
+use zeroize::Zeroizing;
 
 /// How long open connections (event streams included) get to finish once
 /// shutdown is asked for; then they are dropped.
@@ -37,6 +38,34 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// validated input: a parsed [`FeedId`] or [`libp2p::Multiaddr`], a contact
 /// name that is 1 to 64 characters, not blank, without control or bidi
 /// control characters.
+/// A backup request after the server validated it: feed ids parsed, the
+/// secret decoded (and zeroized when dropped), every bound checked.
+#[derive(Clone)]
+pub struct NewBackup {
+    /// What the secret is (1 to 256 bytes, no control characters).
+    pub label: String,
+    /// Shards needed to recover (1 to the number of custodians).
+    pub threshold: u8,
+    /// The custodians (1 to 32, distinct).
+    pub custodians: Vec<FeedId>,
+    /// The secret (1 byte to 16 KiB).
+    pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for NewBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewBackup")
+            .field("label", &self.label)
+            .field("threshold", &self.threshold)
+            .field("custodians", &self.custodians)
+            .field(
+                "secret",
+                &format_args!("<{} bytes redacted>", self.secret.len()),
+            )
+            .finish()
+    }
+}
+
 pub trait ControlBackend: Send + Sync + 'static {
     /// `GET /v1/status`.
     fn status(&self) -> impl Future<Output = Result<Status, ApiError>> + Send;
@@ -70,6 +99,17 @@ pub trait ControlBackend: Send + Sync + 'static {
     /// `GET /v1/events`: a new subscription, taken when the client connects;
     /// the stream ends when the sender is dropped or the server shuts down.
     fn events(&self) -> broadcast::Receiver<Event>;
+    /// `POST /v1/backups`: make and publish a backup; answers 201 with it.
+    fn create_backup(
+        &self,
+        request: NewBackup,
+    ) -> impl Future<Output = Result<Backup, ApiError>> + Send;
+    /// `GET /v1/backups`: this node's backups, with their custodians' acks.
+    fn backups(&self) -> impl Future<Output = Result<Vec<Backup>, ApiError>> + Send;
+    /// `GET /v1/backups/{id}`: one of them; [`ApiError::NotFound`] if unknown.
+    fn backup(&self, id: BackupId) -> impl Future<Output = Result<Backup, ApiError>> + Send;
+    /// `GET /v1/shards`: the shards this node holds for others.
+    fn shards(&self) -> impl Future<Output = Result<Vec<HeldShard>, ApiError>> + Send;
 }
 
 /// Why a request failed, as the client sees it: each variant is one HTTP

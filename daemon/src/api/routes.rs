@@ -23,7 +23,7 @@ use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use sherd_api::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, CONTACT_NAME_MAX_CHARS,
-    ConnectRequest, Lagged, MAX_BODY_BYTES,
+    ConnectRequest, CreateBackup, Lagged, MAX_BODY_BYTES,
 };
 use sherd_protocol::FeedId;
 use tokio::sync::watch;
@@ -31,7 +31,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tracing::Instrument;
 
-use super::{ApiError, ControlBackend};
+use super::{ApiError, ControlBackend, NewBackup};
 
 /// A comment line on an idle event stream this often, so that clients and
 /// anything in between see the connection is alive.
@@ -63,6 +63,9 @@ pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<b
         .route("/v1/contacts", get(contacts::<B>).post(add_contact::<B>))
         .route("/v1/contacts/{feed}", delete(remove_contact::<B>))
         .route("/v1/audit", get(audit::<B>))
+        .route("/v1/backups", get(backups::<B>).post(create_backup::<B>))
+        .route("/v1/backups/{id}", get(backup::<B>))
+        .route("/v1/shards", get(shards::<B>))
         .route("/v1/events", get(events::<B>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -187,6 +190,110 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The limits of a backup request, checked here so that bad input never
+/// reaches the node: label 1 to 256 bytes without control characters, 1 to 32
+/// distinct custodians, a threshold between 1 and their number, a secret of
+/// 1 byte to 16 KiB in standard base64.
+fn validate_backup(request: &CreateBackup) -> Result<NewBackup, ApiError> {
+    use base64::Engine as _;
+    use sherd_protocol::content::{MAX_CUSTODIANS, MAX_LABEL_LEN};
+    use sherd_protocol::secret::MAX_SECRET_LEN;
+
+    let label = &request.label;
+    if label.trim().is_empty() || label.len() > MAX_LABEL_LEN {
+        return Err(ApiError::invalid(
+            "label",
+            format!("must be 1 to {MAX_LABEL_LEN} bytes"),
+        ));
+    }
+    if let Some(c) = label.chars().find(|c| c.is_control()) {
+        return Err(ApiError::invalid(
+            "label",
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    if request.custodians.is_empty() || request.custodians.len() > MAX_CUSTODIANS {
+        return Err(ApiError::invalid(
+            "custodians",
+            format!("must list 1 to {MAX_CUSTODIANS} feeds"),
+        ));
+    }
+    let mut custodians = Vec::with_capacity(request.custodians.len());
+    for (i, c) in request.custodians.iter().enumerate() {
+        let feed = parse_feed(&format!("custodians[{i}]"), c)?;
+        if custodians.contains(&feed) {
+            return Err(ApiError::invalid(
+                format!("custodians[{i}]"),
+                "listed twice",
+            ));
+        }
+        custodians.push(feed);
+    }
+    if request.threshold == 0 || usize::from(request.threshold) > custodians.len() {
+        return Err(ApiError::invalid(
+            "threshold",
+            format!(
+                "must be between 1 and the number of custodians ({})",
+                custodians.len()
+            ),
+        ));
+    }
+    let secret = zeroize::Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(request.secret.as_bytes())
+            .map_err(|_| ApiError::invalid("secret", "must be standard base64 with padding"))?,
+    );
+    if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
+        return Err(ApiError::invalid(
+            "secret",
+            format!(
+                "must be 1 to {MAX_SECRET_LEN} bytes (it has {})",
+                secret.len()
+            ),
+        ));
+    }
+    Ok(NewBackup {
+        label: label.clone(),
+        threshold: request.threshold,
+        custodians,
+        secret,
+    })
+}
+
+async fn create_backup<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    JsonBody(request): JsonBody<CreateBackup>,
+) -> Result<impl IntoResponse, ApiError> {
+    let backup = validate_backup(&request)?;
+    let made = state.backend.create_backup(backup).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
+}
+
+async fn backups<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.backups().await?))
+}
+
+async fn backup<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::invalid("id", r.body_text()))?;
+    let id = sherd_protocol::BackupId::from_str(&id)
+        .map_err(|e| ApiError::invalid("id", format!("not a backup id: {e}")))?;
+    Ok(axum::Json(state.backend.backup(id).await?))
+}
+
+async fn shards<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.shards().await?))
 }
 
 async fn status<B: ControlBackend>(

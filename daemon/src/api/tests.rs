@@ -130,6 +130,41 @@ impl ControlBackend for Mock {
     fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
+
+    async fn create_backup(
+        &self,
+        request: super::NewBackup,
+    ) -> Result<sherd_api::Backup, ApiError> {
+        self.call(format!(
+            "create_backup {} {} of {} ({} secret bytes)",
+            request.label,
+            request.threshold,
+            request.custodians.len(),
+            request.secret.len()
+        ))?;
+        Ok(sherd_api::Backup {
+            id: "ab".repeat(32),
+            label: request.label,
+            threshold: request.threshold,
+            created_ms: 1,
+            custodians: Vec::new(),
+        })
+    }
+
+    async fn backups(&self) -> Result<Vec<sherd_api::Backup>, ApiError> {
+        self.call("backups".into())?;
+        Ok(Vec::new())
+    }
+
+    async fn backup(&self, id: sherd_protocol::BackupId) -> Result<sherd_api::Backup, ApiError> {
+        self.call(format!("backup {id}"))?;
+        Err(ApiError::NotFound(format!("no backup {id}")))
+    }
+
+    async fn shards(&self) -> Result<Vec<sherd_api::HeldShard>, ApiError> {
+        self.call("shards".into())?;
+        Ok(Vec::new())
+    }
 }
 
 /// A server on a socket in its own temporary dir.
