@@ -1,10 +1,15 @@
 //! Store throughput: durable appends (commit before ack) and catch-up ingest.
 //!
 //! `cargo bench -p sherd-daemon --bench store`. Figures go to BENCHMARKS.md.
+//!
+//! `cargo bench -p sherd-daemon --bench store -- ingest_growth` runs instead
+//! a store-only catch-up (no network): one feed of 100k entries ingested in
+//! runs of 1000, timed per 10k, three times, to show whether the cost per
+//! entry grows with the feed's size.
 
 use std::sync::Arc;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use sherd_daemon::store::{IncomingEntry, Store, StoreThread};
 use sherd_protocol::Keypair;
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
@@ -117,5 +122,88 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
+/// One feed of `n` signed entries with catch-up-sized payloads.
+fn signed_feed(author: &Keypair, n: usize) -> Vec<IncomingEntry> {
+    let mut out: Vec<IncomingEntry> = Vec::with_capacity(n);
+    for i in 0..n {
+        let payload = format!(
+            "{{\"type\":\"about\",\"version\":1,\"name\":\"entry {i:08}\",\"description\":\"{}\"}}",
+            "x".repeat(120)
+        )
+        .into_bytes();
+        let header = SignedHeader::sign_next(
+            author,
+            out.last().map(|e| &e.header),
+            NOW,
+            PayloadKind::Public,
+            &payload,
+        )
+        .expect("sign");
+        out.push(IncomingEntry {
+            header,
+            payload: Some(payload),
+        });
+    }
+    out
+}
+
+/// Store-only catch-up: 100k entries of one feed in runs of 1000 (the sync
+/// batch size), timed per block of 10k. Flat blocks mean a flat cost per entry.
+fn ingest_growth() {
+    const N: usize = 100_000;
+    const RUN: usize = 1_000;
+    const BLOCK: usize = 10_000;
+    const RUNS: usize = 3;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let peer = Keypair::from_seed(&[2; 32]);
+    let entries = signed_feed(&peer, N);
+    println!("store-only ingest of {N} entries in runs of {RUN}, seconds per {BLOCK}, {RUNS} runs");
+    let mut totals = Vec::new();
+    for _ in 0..RUNS {
+        let (dir, store, thread) = fresh_store();
+        let mut blocks = Vec::new();
+        let start = std::time::Instant::now();
+        let mut block_start = start;
+        rt.block_on(async {
+            for (i, run) in entries.chunks(RUN).enumerate() {
+                let out = store
+                    .ingest(peer.feed_id(), run.to_vec(), NOW)
+                    .await
+                    .expect("ingest");
+                assert_eq!(out.appended, run.len());
+                if ((i + 1) * RUN).is_multiple_of(BLOCK) {
+                    blocks.push(block_start.elapsed().as_secs_f64());
+                    block_start = std::time::Instant::now();
+                }
+            }
+        });
+        let total = start.elapsed().as_secs_f64();
+        totals.push(total);
+        let blocks: Vec<String> = blocks.iter().map(|b| format!("{b:.3}")).collect();
+        println!(
+            "total {total:.3}s ({:.0} entries/s); per 10k: {}",
+            N as f64 / total,
+            blocks.join(" ")
+        );
+        drop(store);
+        thread.join();
+        drop(dir);
+    }
+    totals.sort_by(f64::total_cmp);
+    println!(
+        "median {:.3}s, {:.0} entries/s",
+        totals[RUNS / 2],
+        N as f64 / totals[RUNS / 2]
+    );
+}
+
 criterion_group!(benches, durable_append, ingest);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::args().any(|a| a == "ingest_growth") {
+        ingest_growth();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

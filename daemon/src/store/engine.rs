@@ -22,7 +22,7 @@ use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::{BackupId, FeedId, Keypair};
 
 use super::tables::{BACKUPS, ENGINE_CURSOR, HEADS, HELD_SHARDS};
-use super::writer::{Tables, append_audit, head_seq, insert, stored_header};
+use super::writer::{Tables, append_audit, head_seq, insert, set_head, stored_header};
 use super::{Committed, StoreError};
 
 /// Builds the table updates once the ids of the entries published by the
@@ -135,6 +135,9 @@ pub(super) fn apply(
             header: header.clone(),
             payload: Some(Arc::new(payload)),
         });
+    }
+    if let Some(last) = signed.last() {
+        set_head(t, &author, last.header().seq)?;
     }
     if updates.is_empty() {
         return Ok(Ok(signed));

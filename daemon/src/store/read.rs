@@ -59,9 +59,10 @@ pub(super) fn entries(
         .take(limit)
     {
         let (k, v) = item.map_err(StoreError::db)?;
-        let header = decode(key, k.value().1, v.value())?;
+        let seq = k.value().1;
+        let header = decode(key, seq, v.value())?;
         let payload = payloads
-            .get(header.id().as_bytes())
+            .get((key, seq))
             .map_err(StoreError::db)?
             .map(|p| p.value().to_vec());
         out.push(StoredEntry { header, payload });
@@ -84,7 +85,7 @@ pub(super) fn entry(db: &Database, id: &EntryId) -> Result<Option<StoredEntry>, 
     let header = decode(author, seq, bytes.value())?;
     let payloads = txn.open_table(PAYLOADS).map_err(StoreError::db)?;
     let payload = payloads
-        .get(id.as_bytes())
+        .get((author, seq))
         .map_err(StoreError::db)?
         .map(|p| p.value().to_vec());
     Ok(Some(StoredEntry { header, payload }))

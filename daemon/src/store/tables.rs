@@ -4,15 +4,21 @@
 use redb::TableDefinition;
 
 /// The layout version written in [`META`]; a store of another version is refused.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+///
+/// 2: `payloads` keyed by (author, seq) instead of entry id.
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 /// (author, seq) -> the 182-byte signed header.
 pub(crate) const ENTRIES: TableDefinition<'_, (&[u8; 32], u64), &[u8; 182]> =
     TableDefinition::new("entries");
-/// entry id -> payload bytes. Kept apart so a payload can be erased while
-/// the header stays and the chain still verifies.
-pub(crate) const PAYLOADS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("payloads");
-/// entry id -> (author, seq): find an entry by its id.
+/// (author, seq) -> payload bytes. Kept apart so a payload can be erased while
+/// the header stays and the chain still verifies. Keyed like [`ENTRIES`], so
+/// a feed's payloads are appended in order: a catch-up batch dirties a few
+/// leaf pages at the end of the feed, not one page per entry across the tree.
+pub(crate) const PAYLOADS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> =
+    TableDefinition::new("payloads");
+/// entry id -> (author, seq): find an entry by its id. The one table keyed
+/// by a hash, so its inserts land all over the tree.
 pub(crate) const ENTRY_IDS: TableDefinition<'_, &[u8; 32], (&[u8; 32], u64)> =
     TableDefinition::new("entry_ids");
 /// author -> seq of the feed's latest entry.

@@ -360,3 +360,49 @@ async fn contacts_are_kept_across_restarts() {
     let (store, _thread) = open(dir.path(), &me);
     assert_eq!(store.contacts().unwrap(), vec![(bob, "Bob".to_owned())]);
 }
+
+#[test]
+fn a_store_of_another_layout_version_is_refused() {
+    use redb::{ReadableDatabase, TableDefinition};
+
+    use super::StoreError;
+    use super::tables::{META, SCHEMA_VERSION};
+
+    // A store as version 1 wrote it: payloads keyed by entry id.
+    const PAYLOADS_V1: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("payloads");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META)
+            .unwrap()
+            .insert("schema_version", 1)
+            .unwrap();
+        txn.open_table(PAYLOADS_V1)
+            .unwrap()
+            .insert(&[7; 32], b"{}".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let me = Arc::new(Keypair::from_seed(&[1; 32]));
+    let err = Store::open(&path, me.clone()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Version { found: 1, expected } if expected == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store layout version 1 is not the one this sherdd reads ({SCHEMA_VERSION}); use the matching sherdd version"
+        )
+    );
+    // Refused means untouched: the old version and table are still there.
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(META).unwrap();
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), 1);
+    let payloads = txn.open_table(PAYLOADS_V1).unwrap();
+    assert!(payloads.get(&[7; 32]).unwrap().is_some());
+    drop(me);
+}

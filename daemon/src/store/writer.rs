@@ -117,7 +117,7 @@ pub(super) struct Tables<'t> {
     /// engine's), opened on demand so that the append path does not pay for them.
     pub(super) txn: &'t WriteTransaction,
     entries: Table<'t, (&'static [u8; 32], u64), &'static [u8; 182]>,
-    payloads: Table<'t, &'static [u8; 32], &'static [u8]>,
+    payloads: Table<'t, (&'static [u8; 32], u64), &'static [u8]>,
     entry_ids: Table<'t, &'static [u8; 32], (&'static [u8; 32], u64)>,
     heads: Table<'t, &'static [u8; 32], u64>,
     forks: Table<'t, &'static [u8; 32], &'static [u8]>,
@@ -200,11 +200,22 @@ fn apply(
             finish(reply, result)
         }
         Command::ErasePayload { id, reply } => {
-            let existed = t
-                .payloads
-                .remove(id.as_bytes())
+            let place = t
+                .entry_ids
+                .get(id.as_bytes())
                 .map_err(StoreError::db)?
-                .is_some();
+                .map(|v| {
+                    let (author, seq) = v.value();
+                    (*author, seq)
+                });
+            let existed = match place {
+                Some((author, seq)) => t
+                    .payloads
+                    .remove((&author, seq))
+                    .map_err(StoreError::db)?
+                    .is_some(),
+                None => false,
+            };
             finish(reply, Ok(existed))
         }
         Command::SetContact { feed, name, reply } => {
@@ -327,16 +338,22 @@ fn ingest(
             None => break,
         }
     }
-    let run = run.get(skip..).unwrap_or_default();
 
     let mut feed = match stored_header(t, author, head)? {
         Some(h) => Feed::resume(*author, h)
             .map_err(|e| StoreError::Corrupt(format!("head of {author}: {e}")))?,
         None => Feed::new(*author),
     };
-    let pairs: Vec<(SignedHeader, Option<&[u8]>)> = run
-        .iter()
-        .map(|e| (e.header.clone(), e.payload.as_deref()))
+    // The run is ours: headers and payloads are moved, not copied, from the
+    // check to the tables and the announcements.
+    let (headers, payloads): (Vec<SignedHeader>, Vec<Option<Vec<u8>>>) = run
+        .into_iter()
+        .skip(skip)
+        .map(|e| (e.header, e.payload))
+        .unzip();
+    let pairs: Vec<(SignedHeader, Option<&[u8]>)> = headers
+        .into_iter()
+        .zip(payloads.iter().map(Option::as_deref))
         .collect();
     let (appended, stopped_by) = feed.append_run(&pairs, now_ms);
     if let Some(EntryError::Fork(proof)) = &stopped_by {
@@ -345,13 +362,18 @@ fn ingest(
             .map_err(StoreError::db)?;
         tracing::warn!(feed = %author, seq = proof.seq(), "feed forked; not following it past the fork");
     }
-    for entry in run.iter().take(appended) {
-        insert(t, &entry.header, entry.payload.as_deref())?;
+    let headers: Vec<SignedHeader> = pairs.into_iter().take(appended).map(|(h, _)| h).collect();
+    committed.reserve(appended);
+    for (header, payload) in headers.into_iter().zip(payloads) {
+        insert(t, &header, payload.as_deref())?;
         committed.push(Committed {
             author: *author,
-            header: entry.header.clone(),
-            payload: entry.payload.clone().map(Arc::new),
+            header,
+            payload: payload.map(Arc::new),
         });
+    }
+    if appended > 0 {
+        set_head(t, author, feed.seq())?;
     }
     Ok(IngestOutcome {
         skipped: skip,
@@ -377,6 +399,7 @@ fn publish(
         Err(e) => return Ok(Err(StoreError::Publish(e.to_string()))),
     };
     insert(t, &header, Some(&payload))?;
+    set_head(t, &author, header.header().seq)?;
     committed.push(Committed {
         author,
         header: header.clone(),
@@ -385,6 +408,8 @@ fn publish(
     Ok(Ok(header))
 }
 
+/// Writes one validated entry: header, id index and payload. The feed's
+/// head is the caller's to move, once per run ([`set_head`]).
 pub(super) fn insert(
     t: &mut Tables<'_>,
     header: &SignedHeader,
@@ -400,9 +425,16 @@ pub(super) fn insert(
         .map_err(StoreError::db)?;
     if let Some(p) = payload {
         t.payloads
-            .insert(id.as_bytes(), p)
+            .insert((&h.author, h.seq), p)
             .map_err(StoreError::db)?;
     }
-    t.heads.insert(&h.author, h.seq).map_err(StoreError::db)?;
+    Ok(())
+}
+
+/// Moves a feed's head to `seq`, after [`insert`]ing the entries up to it.
+pub(super) fn set_head(t: &mut Tables<'_>, author: &FeedId, seq: u64) -> Result<(), StoreError> {
+    t.heads
+        .insert(author.as_bytes(), seq)
+        .map_err(StoreError::db)?;
     Ok(())
 }
