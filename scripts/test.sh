@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "binaries (the multi-process tests run sherdd and sherdctl)"
+cargo build --workspace --bins --locked
+
 step "tests (cargo test --workspace)"
 cargo test --workspace --locked
 
