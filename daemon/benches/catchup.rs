@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sherd_daemon::net::{self, NetworkConfig};
-use sherd_daemon::store::{IncomingEntry, Store};
+use sherd_daemon::store::Store;
 use sherd_protocol::Keypair;
-use sherd_protocol::entry::{PayloadKind, SignedHeader};
 
-const NOW: u64 = 1_700_000_000_000;
+mod common;
+
+use common::{NOW, catch_up_payload, signed_feed};
+
 const RUNS: usize = 3;
 
 fn config() -> NetworkConfig {
@@ -21,31 +23,6 @@ fn config() -> NetworkConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
         ..NetworkConfig::default()
     }
-}
-
-fn signed_feed(author: &Keypair, n: usize) -> Vec<IncomingEntry> {
-    let mut out: Vec<IncomingEntry> = Vec::with_capacity(n);
-    for i in 0..n {
-        // About the size of a small boxed entry's payload.
-        let payload = format!(
-            "{{\"type\":\"about\",\"version\":1,\"name\":\"entry {i:08}\",\"description\":\"{}\"}}",
-            "x".repeat(120)
-        )
-        .into_bytes();
-        let header = SignedHeader::sign_next(
-            author,
-            out.last().map(|e| &e.header),
-            NOW,
-            PayloadKind::Public,
-            &payload,
-        )
-        .expect("sign");
-        out.push(IncomingEntry {
-            header,
-            payload: Some(payload),
-        });
-    }
-    out
 }
 
 async fn wait_for_listen(handle: &net::NetworkHandle) -> libp2p::Multiaddr {
@@ -68,7 +45,7 @@ async fn catch_up(n: usize) -> Vec<Duration> {
     let dir_a = tempfile::tempdir().expect("tempdir");
     let (store_a, _thread_a) =
         Store::open(&dir_a.path().join("a.redb"), alice.clone()).expect("open");
-    for run in signed_feed(&alice, n).chunks(2000) {
+    for run in signed_feed(&alice, n, catch_up_payload).chunks(2000) {
         let out = store_a
             .ingest(alice.feed_id(), run.to_vec(), NOW)
             .await

@@ -10,11 +10,13 @@
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group};
-use sherd_daemon::store::{IncomingEntry, Store, StoreThread};
+use sherd_daemon::store::{Store, StoreThread};
 use sherd_protocol::Keypair;
-use sherd_protocol::entry::{PayloadKind, SignedHeader};
+use sherd_protocol::entry::PayloadKind;
 
-const NOW: u64 = 1_700_000_000_000;
+mod common;
+
+use common::{NOW, catch_up_payload, signed_feed};
 
 /// An empty store in a temp dir (the dir goes when the tuple is dropped).
 fn fresh_store() -> (tempfile::TempDir, Store, StoreThread) {
@@ -76,23 +78,9 @@ fn ingest(c: &mut Criterion) {
     const RUN: usize = 500;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let peer = Keypair::from_seed(&[2; 32]);
-    let mut entries: Vec<IncomingEntry> = Vec::with_capacity(N);
-    for i in 0..N {
-        let payload =
-            format!("{{\"type\":\"about\",\"version\":1,\"name\":\"n{i}\"}}").into_bytes();
-        let header = SignedHeader::sign_next(
-            &peer,
-            entries.last().map(|e| &e.header),
-            NOW,
-            PayloadKind::Public,
-            &payload,
-        )
-        .expect("sign");
-        entries.push(IncomingEntry {
-            header,
-            payload: Some(payload),
-        });
-    }
+    let entries = signed_feed(&peer, N, |i| {
+        format!("{{\"type\":\"about\",\"version\":1,\"name\":\"n{i}\"}}").into_bytes()
+    });
     let mut group = c.benchmark_group("store");
     group.sample_size(10);
     group.throughput(Throughput::Elements(N as u64));
@@ -122,31 +110,6 @@ fn ingest(c: &mut Criterion) {
     group.finish();
 }
 
-/// One feed of `n` signed entries with catch-up-sized payloads.
-fn signed_feed(author: &Keypair, n: usize) -> Vec<IncomingEntry> {
-    let mut out: Vec<IncomingEntry> = Vec::with_capacity(n);
-    for i in 0..n {
-        let payload = format!(
-            "{{\"type\":\"about\",\"version\":1,\"name\":\"entry {i:08}\",\"description\":\"{}\"}}",
-            "x".repeat(120)
-        )
-        .into_bytes();
-        let header = SignedHeader::sign_next(
-            author,
-            out.last().map(|e| &e.header),
-            NOW,
-            PayloadKind::Public,
-            &payload,
-        )
-        .expect("sign");
-        out.push(IncomingEntry {
-            header,
-            payload: Some(payload),
-        });
-    }
-    out
-}
-
 /// Store-only catch-up: 100k entries of one feed in runs of 1000 (the sync
 /// batch size), timed per block of 10k. Flat blocks mean a flat cost per entry.
 fn ingest_growth() {
@@ -156,7 +119,7 @@ fn ingest_growth() {
     const RUNS: usize = 3;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let peer = Keypair::from_seed(&[2; 32]);
-    let entries = signed_feed(&peer, N);
+    let entries = signed_feed(&peer, N, catch_up_payload);
     println!("store-only ingest of {N} entries in runs of {RUN}, seconds per {BLOCK}, {RUNS} runs");
     let mut totals = Vec::new();
     for _ in 0..RUNS {
