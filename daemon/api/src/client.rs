@@ -197,6 +197,7 @@ impl Client {
         let body = AddContact {
             feed: feed.to_owned(),
             name: name.to_owned(),
+            auto_approve: false,
         };
         let raw = self.send_json(Method::POST, "/v1/contacts", &body).await?;
         decode("/v1/contacts", &raw.body)

@@ -18,6 +18,14 @@
 //! | `GET /v1/backups` | | 200 `[`[`Backup`]`]` |
 //! | `GET /v1/backups/{id}` | | 200 [`Backup`] |
 //! | `GET /v1/shards` | | 200 `[`[`HeldShard`]`]` |
+//! | `PUT /v1/contacts/{feed}/auto-approve` | [`SetAutoApprove`] | 200 [`Contact`] |
+//! | `POST /v1/requests` | [`StartRecovery`] | 201 [`RecoveryRequest`] |
+//! | `GET /v1/requests` | | 200 `[`[`RecoveryRequest`]`]` |
+//! | `POST /v1/requests/{id}/approve` | [`DecideRequest`] | 200 [`RecoveryRequest`] |
+//! | `POST /v1/requests/{id}/deny` | [`DecideRequest`] | 200 [`RecoveryRequest`] |
+//! | `GET /v1/recoveries` | | 200 `[`[`Recovery`]`]` |
+//! | `GET /v1/recoveries/{backup}` | | 200 [`Recovery`] |
+//! | `POST /v1/recoveries/{backup}/secret` | | 200 [`RecoveredSecret`], once |
 //! | `GET /v1/events` | | 200 `text/event-stream` of [`Event`] |
 //!
 //! Every error is an [`ErrorBody`] with a stable [`code`]. This crate never
@@ -34,8 +42,10 @@ use std::path::PathBuf;
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT, EventStream, RawResponse, StreamItem};
 pub use types::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, AuditRecord, Backup,
-    BackupCustodian, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, CreateBackup, ErrorBody,
-    Event, FeedStatus, HeldShard, Lagged, MAX_BODY_BYTES, Peer, Status, code,
+    BackupCustodian, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, CreateBackup,
+    DecideRequest, Denial, ErrorBody, Event, FeedStatus, HeldShard, Lagged, MAX_BODY_BYTES, Peer,
+    REASON_MAX_BYTES, RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, SetAutoApprove,
+    StartRecovery, Status, code,
 };
 
 /// The version of the sherd workspace this API belongs to.

@@ -71,6 +71,10 @@ pub struct Contact {
     pub feed: String,
     /// The name this node gives it.
     pub name: String,
+    /// Whether recovery requests from this contact are approved without
+    /// asking (default: no, each waits for `sherdctl approve`).
+    #[serde(default)]
+    pub auto_approve: bool,
 }
 
 /// `POST /v1/contacts`: follow a feed under a local name.
@@ -82,6 +86,9 @@ pub struct AddContact {
     /// The name to give it: 1 to [`CONTACT_NAME_MAX_CHARS`] characters, not
     /// only whitespace, no control characters.
     pub name: String,
+    /// Approve this contact's recovery requests without asking (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_approve: bool,
 }
 
 /// The query of `GET /v1/audit`.
@@ -148,6 +155,95 @@ pub enum Event {
     ContactRemoved {
         /// The contact's feed id.
         feed: String,
+    },
+    /// This node made a backup and published its shards.
+    BackupCreated {
+        /// The backup.
+        backup: String,
+        /// How many custodians it has.
+        custodians: usize,
+    },
+    /// A custodian acknowledged its shard of one of our backups.
+    AckReceived {
+        /// The backup.
+        backup: String,
+        /// The custodian.
+        custodian: String,
+        /// Custodians that have acknowledged now.
+        acks: usize,
+        /// Custodians in all.
+        custodians: usize,
+    },
+    /// This node verified, stored and acknowledged a shard.
+    ShardHeld {
+        /// The backup.
+        backup: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// A shard or request addressed to this node was refused.
+    Refused {
+        /// What was refused (`shard`, `request`, `reply`, ...).
+        what: String,
+        /// The feed that sent it.
+        peer: String,
+        /// The entry.
+        entry: String,
+        /// Why.
+        reason: String,
+    },
+    /// Someone asks this node, as a custodian, to release its shard. Waits for `approve` or `deny`
+    /// unless the requester is an auto-approved contact.
+    RequestReceived {
+        /// The request id.
+        request: String,
+        /// `owner` or `lost_device`.
+        kind: String,
+        /// The backup.
+        backup: String,
+        /// Who asked.
+        requester: String,
+        /// Where the shard would go.
+        recipient: String,
+    },
+    /// This node released its shard for a request (once per request).
+    ShardReleased {
+        /// The request id.
+        request: String,
+        /// The backup.
+        backup: String,
+        /// Where it went.
+        recipient: String,
+    },
+    /// A request was denied: by this node, or by a custodian of ours.
+    RequestDenied {
+        /// The request id.
+        request: String,
+        /// The backup.
+        backup: String,
+        /// Who denied it.
+        by: String,
+    },
+    /// A recovery on this node took one more valid shard.
+    RecoveryProgress {
+        /// The backup.
+        backup: String,
+        /// Valid shards in.
+        shards: usize,
+        /// Shards needed.
+        threshold: u8,
+    },
+    /// A recovery on this node has the secret, waiting to be fetched once.
+    RecoveryComplete {
+        /// The backup.
+        backup: String,
+    },
+    /// A recovery on this node failed for good.
+    RecoveryFailed {
+        /// The backup.
+        backup: String,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -304,4 +400,173 @@ pub struct HeldShard {
     pub shard: String,
     /// When this node received and verified it, ms since the Unix epoch.
     pub received_ms: u64,
+}
+
+/// Bytes a `reason` given with `deny` may have at most.
+pub const REASON_MAX_BYTES: usize = 1024;
+
+/// `POST /v1/requests`: start a recovery. Two shapes:
+///
+/// - **owner** (this node made the backup and lost the secret): `backup` only,
+///   one of this node's backups. Every custodian is asked to reply to us.
+/// - **lost device** (run on a custodian's node for an owner who lost its
+///   key): `owner` (the old feed) and `to` (the owner's new feed), and
+///   `backup` when this node holds shards of more than one of `owner`'s
+///   backups. This node forwards its own shard to `to` at once and asks the
+///   co-custodians to do the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRecovery {
+    /// The backup id (64 hex characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Lost device: the owner's old feed id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Lost device: the owner's new feed id, where the shards go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// A recovery request as this node sees it: one it made, one asked of it as
+/// a custodian, or one naming it as the recipient (`GET /v1/requests`, and
+/// the answer to `POST /v1/requests`, `.../approve` and `.../deny`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryRequest {
+    /// The request id (32 hex characters), chosen by the requester.
+    pub id: String,
+    /// `owner`, `lost_device` or `emergency`.
+    pub kind: String,
+    /// This node's part: `requester` (it made the request), `custodian` (it
+    /// is asked for its shard) or `recipient` (the shards come to it).
+    pub role: String,
+    /// The backup asked for.
+    pub backup: String,
+    /// The backup's owner.
+    pub owner: String,
+    /// The owner's contact name, if it has one.
+    #[serde(default)]
+    pub owner_name: Option<String>,
+    /// Who made the request.
+    pub requester: String,
+    /// The requester's contact name, if it has one.
+    #[serde(default)]
+    pub requester_name: Option<String>,
+    /// Where the shards go.
+    pub recipient: String,
+    /// The custodians asked.
+    pub custodians: Vec<String>,
+    /// When this node made or received it, ms since the Unix epoch.
+    pub received_ms: u64,
+    /// When it lapses, ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// For `custodian`: `pending` (waiting for `approve` or `deny`),
+    /// `released` (our shard went out, once), `denied` or `expired`. For
+    /// `requester` and `recipient`: `open`.
+    pub state: String,
+    /// The `reply` or `forward` entry that released our shard, once released.
+    #[serde(default)]
+    pub released: Option<String>,
+    /// Why it was denied, if a reason was given.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/requests/{id}/approve` and `POST /v1/requests/{id}/deny`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// The requester's feed id; needed only if two requesters used the same
+    /// request id (the daemon says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Approve only: the recipient the user verified out of band. If given
+    /// and it is not the request's recipient, nothing is released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Deny only: why, told to the requester (at most [`REASON_MAX_BYTES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `GET /v1/recoveries` and `GET /v1/recoveries/{backup}`: a recovery this
+/// node is collecting shards for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// The backup.
+    pub backup: String,
+    /// Its owner (for a lost-device recovery, the old identity).
+    pub owner: String,
+    /// `owner` or `lost_device`.
+    pub kind: String,
+    /// Valid shards in.
+    pub shards: usize,
+    /// Shards needed, once known (the owner knows it; a new identity learns
+    /// it from the first valid shard).
+    #[serde(default)]
+    pub threshold: Option<u8>,
+    /// `collecting`, `complete` (the secret waits, in memory only, for one
+    /// `POST .../secret`), `delivered` (handed over; gone from the node) or
+    /// `failed`.
+    pub state: String,
+    /// The requests feeding it.
+    pub requests: Vec<String>,
+    /// Shards refused, each with the reason.
+    pub rejected: Vec<RejectedShard>,
+    /// Custodians that denied, each with their reason if they gave one.
+    pub denied: Vec<Denial>,
+}
+
+/// A shard a recovery refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedShard {
+    /// The feed that sent it.
+    pub custodian: String,
+    /// The `reply` or `forward` entry.
+    pub entry: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// A custodian's refusal of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    /// The custodian.
+    pub custodian: String,
+    /// Its reason, if it gave one.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/recoveries/{backup}/secret`: the recovered secret, handed over
+/// once. The daemon forgets it as it answers; a second call gets 409
+/// (`conflict`). Zeroized when dropped; never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveredSecret {
+    /// The backup.
+    pub backup: String,
+    /// The label stored with the secret.
+    pub label: String,
+    /// The secret, standard base64 with padding.
+    pub secret: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for RecoveredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveredSecret")
+            .field("backup", &self.backup)
+            .field("label", &self.label)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `PUT /v1/contacts/{feed}/auto-approve`: whether recovery requests from
+/// this contact are approved without asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAutoApprove {
+    /// `true` to approve automatically, `false` (the default) to wait for
+    /// `sherdctl approve`.
+    pub auto_approve: bool,
 }
