@@ -2,7 +2,9 @@
 //! `sherdctl`. Parsing only: nothing here talks to the daemon or prints.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 /// The exit statuses, shown at the end of `--help` (and in `main.rs`).
@@ -12,7 +14,7 @@ Exit status:
   1  the daemon refused the request (bad input, unknown contact, conflict)
   2  usage error (bad arguments, or no data dir to find the socket in)
   3  the daemon is unreachable (not running at the socket)
-  4  anything else (the daemon failed, an unexpected answer, a timeout)";
+  4  anything else (the daemon failed, an unexpected answer, a timeout, a failed recovery)";
 
 /// sherdctl: control a running sherd node (sherdd) through its socket.
 #[derive(Debug, Parser)]
@@ -67,6 +69,72 @@ pub(crate) enum Command {
     Backup(BackupCommand),
     /// List the shards this node holds for others
     Shards,
+    /// Ask custodians for the shards of a backup
+    ///
+    /// Two shapes. The owner, on its own node: `request-recovery BACKUP` asks
+    /// every custodian of BACKUP to send its shard back. A custodian, for an
+    /// owner who lost its device: `request-recovery --owner OLD --to NEW`
+    /// forwards this node's own shard to NEW (the owner's new identity, which
+    /// you verified with them) and asks the co-custodians to do the same; add
+    /// --backup when this node holds shards of more than one of OLD's backups.
+    #[command(name = "request-recovery")]
+    RequestRecovery(RequestRecoveryArgs),
+    /// List recovery requests: made here, asked of this node, or bringing shards to it
+    Requests,
+    /// Release this node's shard for a recovery request
+    Approve {
+        /// The request id (32 hex characters, from `sherdctl requests`)
+        request: String,
+        /// The requester's feed id, if the daemon says the id is ambiguous
+        #[arg(long, value_name = "FEED")]
+        from: Option<String>,
+    },
+    /// Refuse a recovery request; the requester is told
+    Deny {
+        /// The request id (32 hex characters, from `sherdctl requests`)
+        request: String,
+        /// Why, told to the requester (at most 1024 bytes)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// The requester's feed id, if the daemon says the id is ambiguous
+        #[arg(long, value_name = "FEED")]
+        from: Option<String>,
+    },
+    /// Release this node's shard for a lost-device request, only to NEW
+    ///
+    /// Like `approve`, but nothing is released unless the request sends the
+    /// shard to NEW: the new identity you checked with the owner out of band
+    /// (in person, or by a call in which you recognise them).
+    Forward {
+        /// The request id (32 hex characters, from `sherdctl requests`)
+        request: String,
+        /// The owner's new feed id, as verified with them
+        #[arg(long, value_name = "NEW")]
+        to: String,
+        /// The requester's feed id, if the daemon says the id is ambiguous
+        #[arg(long, value_name = "FEED")]
+        from: Option<String>,
+    },
+    /// Wait for the shards of a recovery, then write the secret
+    ///
+    /// Progress goes to standard error. The secret is written once: the
+    /// daemon forgets it as it hands it over. It goes to --output (a new
+    /// file, mode 0600; an existing file is never overwritten) or to standard
+    /// output, which must not be a terminal unless --show is given. Without
+    /// BACKUP, the one recovery in progress on this node is used.
+    Recover {
+        /// The backup id (64 hex characters) [default: the only recovery in progress]
+        backup: Option<String>,
+        /// Write the secret to this new file (mode 0600) instead of standard output
+        #[arg(long, value_name = "FILE", conflicts_with = "show")]
+        output: Option<PathBuf>,
+        /// Print the secret even though standard output is a terminal
+        #[arg(long)]
+        show: bool,
+        /// Give up after this many seconds (exit status 4); the recovery goes on in the daemon [default: wait until done]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: Option<u64>,
+    },
     /// Print the node's events as they happen, until interrupted
     ///
     /// The daemon keeps no event history (the audit log has the past), so
@@ -97,14 +165,127 @@ pub(crate) enum ContactsCommand {
         /// The name to give it (1 to 64 characters)
         #[arg(long)]
         name: String,
+        /// Approve its recovery requests without asking
+        #[arg(long)]
+        auto_approve: bool,
     },
     /// List contacts
     List,
+    /// Approve a contact's recovery requests without asking (on), or not (off)
+    #[command(name = "auto-approve")]
+    AutoApprove {
+        /// The contact's feed id
+        feed: String,
+        /// on: approve without asking; off: wait for `sherdctl approve`
+        #[arg(value_name = "on|off", action = clap::ArgAction::Set,
+              value_parser = clap::builder::PossibleValuesParser::new(["on", "off"])
+                  .map(|v| v == "on"))]
+        enabled: bool,
+    },
     /// Stop following a contact's feed
     Remove {
         /// The contact's feed id
         feed: String,
     },
+}
+
+/// The arguments of `request-recovery`, as typed; [`RequestRecoveryArgs::shape`]
+/// says which of the two requests they make.
+#[derive(Debug, Args)]
+pub(crate) struct RequestRecoveryArgs {
+    /// Your own backup to recover (64 hex characters)
+    pub(crate) backup: Option<String>,
+    /// Lost device: the owner's old feed id
+    #[arg(long, value_name = "OLD")]
+    pub(crate) owner: Option<String>,
+    /// Lost device: the owner's new feed id, where the shards go
+    #[arg(long, value_name = "NEW")]
+    pub(crate) to: Option<String>,
+    /// Lost device: which of OLD's backups, if this node holds shards of several
+    #[arg(long = "backup", value_name = "BACKUP")]
+    pub(crate) backup_of_owner: Option<String>,
+}
+
+/// The two requests `request-recovery` can make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RecoveryShape {
+    /// The owner asks the custodians of its own backup.
+    Owner { backup: String },
+    /// A custodian asks for an owner who lost its device.
+    LostDevice {
+        owner: String,
+        to: String,
+        backup: Option<String>,
+    },
+}
+
+impl RequestRecoveryArgs {
+    /// Which request these arguments make, or what is wrong with them: the
+    /// shapes are exclusive, and clap alone would explain a mix of them
+    /// poorly.
+    pub(crate) fn shape(self) -> Result<RecoveryShape, String> {
+        const SHAPES: &str = "give either BACKUP (to recover your own backup) or \
+             --owner OLD --to NEW [--backup BACKUP] (on a custodian's node, for an \
+             owner who lost their device)";
+        match self {
+            Self {
+                backup: Some(backup),
+                owner: None,
+                to: None,
+                backup_of_owner: None,
+            } => Ok(RecoveryShape::Owner { backup }),
+            Self {
+                backup: None,
+                owner: Some(owner),
+                to: Some(to),
+                backup_of_owner,
+            } => Ok(RecoveryShape::LostDevice {
+                owner,
+                to,
+                backup: backup_of_owner,
+            }),
+            Self {
+                backup: Some(_),
+                owner: Some(_),
+                ..
+            }
+            | Self {
+                backup: Some(_),
+                to: Some(_),
+                ..
+            }
+            | Self {
+                backup: Some(_),
+                backup_of_owner: Some(_),
+                ..
+            } => Err(format!(
+                "BACKUP and --owner/--to/--backup do not go together; {SHAPES}"
+            )),
+            Self {
+                owner: Some(_),
+                to: None,
+                ..
+            } => Err(format!(
+                "--owner needs --to NEW, the owner's new feed id; {SHAPES}"
+            )),
+            Self {
+                owner: None,
+                to: Some(_),
+                ..
+            } => Err(format!(
+                "--to needs --owner OLD, the owner's old feed id; {SHAPES}"
+            )),
+            Self {
+                backup_of_owner: Some(_),
+                ..
+            } => Err(
+                "--backup goes with --owner and --to; to recover your own backup, \
+                      give it alone: `sherdctl request-recovery BACKUP`"
+                    .into(),
+            ),
+            Self { .. } => Err(format!("nothing to recover: {SHAPES}")),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +342,121 @@ mod tests {
         match cli.command {
             Command::Audit { limit, .. } => assert_eq!(limit.to_string(), default),
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("sherdctl").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    fn shape(args: &[&str]) -> Result<RecoveryShape, String> {
+        let mut all = vec!["request-recovery"];
+        all.extend_from_slice(args);
+        match parse(&all) {
+            Command::RequestRecovery(args) => args.shape(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_recovery_takes_one_of_two_shapes() {
+        assert_eq!(
+            shape(&["B"]),
+            Ok(RecoveryShape::Owner { backup: "B".into() })
+        );
+        assert_eq!(
+            shape(&["--owner", "OLD", "--to", "NEW"]),
+            Ok(RecoveryShape::LostDevice {
+                owner: "OLD".into(),
+                to: "NEW".into(),
+                backup: None
+            })
+        );
+        assert_eq!(
+            shape(&["--to", "NEW", "--backup", "B", "--owner", "OLD"]),
+            Ok(RecoveryShape::LostDevice {
+                owner: "OLD".into(),
+                to: "NEW".into(),
+                backup: Some("B".into())
+            })
+        );
+        let refused: &[(&[&str], &str)] = &[
+            (&[], "nothing to recover: give either BACKUP"),
+            (
+                &["B", "--owner", "OLD", "--to", "NEW"],
+                "do not go together",
+            ),
+            (&["B", "--to", "NEW"], "do not go together"),
+            (&["B", "--backup", "C"], "do not go together"),
+            (&["--owner", "OLD"], "--owner needs --to NEW"),
+            (
+                &["--owner", "OLD", "--backup", "B"],
+                "--owner needs --to NEW",
+            ),
+            (&["--to", "NEW"], "--to needs --owner OLD"),
+            (&["--backup", "B"], "`sherdctl request-recovery BACKUP`"),
+        ];
+        for (args, expected) in refused {
+            let err = shape(args).unwrap_err();
+            assert!(err.contains(expected), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn auto_approve_is_on_or_off() {
+        for (word, expected) in [("on", true), ("off", false)] {
+            match parse(&["contacts", "auto-approve", "F", word]) {
+                Command::Contacts(ContactsCommand::AutoApprove { feed, enabled }) => {
+                    assert_eq!((feed.as_str(), enabled), ("F", expected));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        for word in ["yes", "true", "ON", "1"] {
+            let err = Cli::try_parse_from(["sherdctl", "contacts", "auto-approve", "F", word])
+                .unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{word}");
+        }
+        match parse(&["contacts", "add", "F", "--name", "a", "--auto-approve"]) {
+            Command::Contacts(ContactsCommand::Add { auto_approve, .. }) => assert!(auto_approve),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn recover_flags() {
+        match parse(&["recover"]) {
+            Command::Recover {
+                backup,
+                output,
+                show,
+                timeout,
+            } => assert_eq!((backup, output, show, timeout), (None, None, false, None)),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["recover", "B", "--output", "f", "--timeout", "30"]) {
+            Command::Recover {
+                backup,
+                output,
+                timeout,
+                ..
+            } => {
+                assert_eq!(backup.as_deref(), Some("B"));
+                assert_eq!(output, Some(PathBuf::from("f")));
+                assert_eq!(timeout, Some(30));
+            }
+            other => panic!("{other:?}"),
+        }
+        let refused: &[&[&str]] = &[
+            &["sherdctl", "recover", "--output", "f", "--show"],
+            &["sherdctl", "recover", "--timeout", "0"],
+            &["sherdctl", "recover", "--timeout", "-1"],
+            &["sherdctl", "recover", "A", "B"],
+        ];
+        for args in refused {
+            assert!(Cli::try_parse_from(*args).is_err(), "{args:?}");
         }
     }
 }

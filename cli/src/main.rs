@@ -12,10 +12,10 @@
 //! | status | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | the daemon refused the request (a 4xx answer: bad input, unknown contact, conflict) |
+//! | 1 | the daemon refused the request (a 4xx answer: bad input, unknown contact, conflict), or `recover` found the secret already handed over |
 //! | 2 | usage error: clap's, or no data dir to find the socket in |
 //! | 3 | the daemon is unreachable (not running at the socket) |
-//! | 4 | anything else: the daemon failed (5xx), an unexpected answer, a timeout, a failed write |
+//! | 4 | anything else: the daemon failed (5xx), an unexpected answer, a timeout (`recover --timeout` too), a failed recovery, a failed write |
 //!
 //! A closed stdout (`sherdctl events --follow | head`) ends the program
 //! quietly with status 0.
@@ -30,7 +30,7 @@ use clap::Parser;
 use sherd_api::ClientError;
 
 use crate::cli::Cli;
-use crate::commands::UsageError;
+use crate::commands::{Refused, UsageError};
 
 const REFUSED: u8 = 1;
 const USAGE: u8 = 2;
@@ -86,6 +86,8 @@ fn report(err: &anyhow::Error) -> ExitCode {
     eprintln!("sherdctl: {err:#}");
     if err.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(USAGE)
+    } else if err.downcast_ref::<Refused>().is_some() {
+        ExitCode::from(REFUSED)
     } else {
         ExitCode::from(FAILED)
     }

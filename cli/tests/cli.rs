@@ -52,11 +52,66 @@ const COMMANDS: &[&[&str]] = &[
     &["peers"],
     &["connect", "/ip4/127.0.0.1/tcp/4001"],
     &["contacts", "add", "12D3KooWAbc", "--name", "alice"],
+    &[
+        "contacts",
+        "add",
+        "12D3KooWAbc",
+        "--name",
+        "alice",
+        "--auto-approve",
+    ],
     &["contacts", "list"],
     &["contacts", "remove", "12D3KooWAbc"],
+    &["contacts", "auto-approve", "12D3KooWAbc", "on"],
+    &["contacts", "auto-approve", "12D3KooWAbc", "off"],
     &["events", "--follow"],
     &["audit"],
     &["audit", "--from", "10", "--limit", "5"],
+    &["backup", "list"],
+    &["backup", "show", "ab12"],
+    &["shards"],
+    &["request-recovery", "ab12"],
+    &[
+        "request-recovery",
+        "--owner",
+        "12D3KooWOld",
+        "--to",
+        "12D3KooWNew",
+    ],
+    &[
+        "request-recovery",
+        "--owner",
+        "12D3KooWOld",
+        "--to",
+        "12D3KooWNew",
+        "--backup",
+        "ab12",
+    ],
+    &["requests"],
+    &["approve", "0a1b"],
+    &["approve", "0a1b", "--from", "12D3KooWAbc"],
+    &["deny", "0a1b"],
+    &[
+        "deny",
+        "0a1b",
+        "--reason",
+        "call me first",
+        "--from",
+        "12D3KooWAbc",
+    ],
+    &["forward", "0a1b", "--to", "12D3KooWNew"],
+    &[
+        "forward",
+        "0a1b",
+        "--to",
+        "12D3KooWNew",
+        "--from",
+        "12D3KooWAbc",
+    ],
+    // stdout is a pipe here, so the secret may go there.
+    &["recover"],
+    &["recover", "ab12", "--timeout", "5"],
+    &["recover", "ab12", "--show"],
 ];
 
 fn assert_unreachable(output: &Output, socket: &Path, reason: &str) {
@@ -77,15 +132,92 @@ fn every_command_says_how_to_start_an_unreachable_daemon() {
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("sherdd.sock");
-    for args in COMMANDS {
+    let output = dir.path().join("secret");
+    let recover_to_file: &[&std::ffi::OsStr] =
+        &["recover".as_ref(), "--output".as_ref(), output.as_ref()];
+    let commands = COMMANDS
+        .iter()
+        .map(|args| args.iter().map(|a| a.as_ref()).collect::<Vec<_>>())
+        .chain([recover_to_file.to_vec()]);
+    for args in commands {
         for json in [false, true] {
             let mut cmd = sherdctl(home.path());
-            cmd.arg("--socket").arg(&socket).args(*args);
+            cmd.arg("--socket").arg(&socket).args(&args);
             if json {
                 cmd.arg("--json");
             }
             assert_unreachable(&run(&mut cmd), &socket, "no socket there");
         }
+    }
+    // Nothing was fetched, so nothing was written.
+    assert!(!output.exists());
+}
+
+#[test]
+fn recover_never_overwrites_a_file() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let taken = dir.path().join("taken");
+    std::fs::write(&taken, "keep me").unwrap();
+    // Refused before the daemon is asked anything: no socket is needed to
+    // tell, and the secret stays with the daemon.
+    let output = run(sherdctl(home.path())
+        .arg("--socket")
+        .arg(dir.path().join("sherdd.sock"))
+        .args(["recover", "--output"])
+        .arg(&taken));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_eq!(text(&output.stdout), "");
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "sherdctl: {} exists; the secret is only written to a new file, name another\n",
+            taken.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "keep me");
+}
+
+#[test]
+fn request_recovery_shapes_are_checked_before_the_daemon_is_asked() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = "give either BACKUP (to recover your own backup) or --owner OLD --to NEW \
+                  [--backup BACKUP] (on a custodian's node, for an owner who lost their device)";
+    let cases: &[(&[&str], String)] = &[
+        (&[], format!("nothing to recover: {shapes}")),
+        (
+            &["ab12", "--owner", "12D3KooWOld", "--to", "12D3KooWNew"],
+            format!("BACKUP and --owner/--to/--backup do not go together; {shapes}"),
+        ),
+        (
+            &["--owner", "12D3KooWOld"],
+            format!("--owner needs --to NEW, the owner's new feed id; {shapes}"),
+        ),
+        (
+            &["--to", "12D3KooWNew"],
+            format!("--to needs --owner OLD, the owner's old feed id; {shapes}"),
+        ),
+        (
+            &["--backup", "ab12"],
+            "--backup goes with --owner and --to; to recover your own backup, give it \
+             alone: `sherdctl request-recovery BACKUP`"
+                .to_owned(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = run(sherdctl(home.path())
+            .arg("--socket")
+            .arg(dir.path().join("sherdd.sock"))
+            .arg("request-recovery")
+            .args(*args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        assert_eq!(text(&output.stdout), "", "{args:?}");
+        assert_eq!(
+            text(&output.stderr),
+            format!("sherdctl: {expected}\n"),
+            "{args:?}"
+        );
     }
 }
 
@@ -182,6 +314,25 @@ fn usage_errors_exit_2() {
         (&["audit", "--limit", "1001"], "1001 is not in 1..=1000"),
         (&["audit", "--from", "-1"], "unexpected argument '-1'"),
         (&["audit", "--limit", "ten"], "invalid digit"),
+        (&["contacts", "auto-approve", "12D3KooWAbc"], "<on|off>"),
+        (
+            &["contacts", "auto-approve", "12D3KooWAbc", "yes"],
+            "invalid value 'yes' for '<on|off>'",
+        ),
+        (&["approve"], "<REQUEST>"),
+        (&["deny"], "<REQUEST>"),
+        (
+            &["deny", "0a1b", "--reason"],
+            "a value is required for '--reason <TEXT>'",
+        ),
+        (&["forward", "0a1b"], "--to <NEW>"),
+        (&["requests", "extra"], "unexpected argument 'extra'"),
+        (
+            &["recover", "--output", "f", "--show"],
+            "'--output <FILE>' cannot be used with '--show'",
+        ),
+        (&["recover", "--timeout", "0"], "0 is not in 1.."),
+        (&["recover", "a", "b"], "unexpected argument 'b'"),
     ];
     for (args, expected) in cases {
         let output = run(sherdctl(home.path()).args(*args));
@@ -199,7 +350,21 @@ fn help_lists_every_command_and_the_exit_statuses() {
     assert_eq!(output.status.code(), Some(0));
     let help = text(&output.stdout);
     for command in [
-        "id", "status", "peers", "connect", "contacts", "events", "audit",
+        "id",
+        "status",
+        "peers",
+        "connect",
+        "contacts",
+        "backup",
+        "shards",
+        "request-recovery",
+        "requests",
+        "approve",
+        "deny",
+        "forward",
+        "recover",
+        "events",
+        "audit",
     ] {
         assert!(
             help.lines()
@@ -235,7 +400,7 @@ fn help_lists_every_command_and_the_exit_statuses() {
     let output = run(sherdctl(home.path()).args(["contacts", "--help"]));
     assert_eq!(output.status.code(), Some(0));
     let help = text(&output.stdout);
-    for command in ["add", "list", "remove"] {
+    for command in ["add", "list", "remove", "auto-approve"] {
         assert!(
             help.lines()
                 .any(|l| l.trim_start().starts_with(&format!("{command} "))),

@@ -124,6 +124,9 @@ pub struct Config {
     pub log: String,
     /// The network settings.
     pub network: NetworkConfig,
+    /// The protocol engine's settings (test hooks only, for now: never set
+    /// from the config file or the environment).
+    pub engine: crate::engine::EngineOptions,
 }
 
 impl Config {
@@ -203,6 +206,7 @@ impl Config {
             passphrase_file: overrides.passphrase_file.or(file.passphrase_file),
             log: file.log.unwrap_or_else(|| "info".to_owned()),
             network,
+            engine: crate::engine::EngineOptions::default(),
         })
     }
 }

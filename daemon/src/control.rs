@@ -5,25 +5,28 @@
 //! The API server validated every input before it gets here; this layer adds
 //! what needs the node's state (is it a contact already? is it ourselves?).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use libp2p::Multiaddr;
 use sherd_api::{
-    AuditRecord, Backup, BackupCustodian, Contact, Event, FeedStatus, HeldShard, Peer, Status,
+    AuditRecord, Backup, BackupCustodian, Contact, Denial, Event, FeedStatus, HeldShard, Peer,
+    RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, Status,
 };
 use sherd_protocol::backup::{BackupError, BackupSpec};
-use sherd_protocol::content::Release;
+use sherd_protocol::content::{Release, RequestKind};
 use sherd_protocol::secret::SecretMaterial;
-use sherd_protocol::{BackupId, FeedId, Keypair};
+use sherd_protocol::{BackupId, FeedId, Keypair, RequestId};
 use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
-use crate::api::{ApiError, ControlBackend, NewBackup};
-use crate::engine::records::{self, BackupRecord};
-use crate::engine::{EngineError, EngineHandle};
+use crate::api::{ApiError, ControlBackend, NewBackup, NewRecovery, RequestDecision};
+use crate::engine::records::{self, BackupRecord, RecoveryRecord, RequestRecord};
+use crate::engine::{Decision, EngineError, EngineEvent, EngineHandle};
 use crate::net::{NetEvent, NetworkHandle};
-use crate::store::{Store, StoreError};
+use crate::store::{EngineUpdate, EngineWrite, Store, StoreError};
 
 /// How long `connect` waits for the connection before giving up.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
@@ -43,6 +46,59 @@ pub struct NodeControl {
     events: broadcast::Sender<Event>,
 }
 
+/// The API's answer to an engine refusal: what the user can fix is 4xx and
+/// says how; the rest is 5xx.
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::UnknownBackup(_)
+        | EngineError::UnknownRequest(_)
+        | EngineError::UnknownRecovery(_) => ApiError::NotFound(e.to_string()),
+        EngineError::NoShardOf { .. } => ApiError::NotFound(e.to_string()),
+        EngineError::AmbiguousBackup(ref ids) => ApiError::invalid(
+            "backup",
+            format!(
+                "{e}: {}",
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        EngineError::AmbiguousRequest(ref feeds) => ApiError::invalid(
+            "from",
+            format!(
+                "{e}: {}",
+                feeds
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        EngineError::InvalidRecipient(_) => ApiError::invalid("to", e.to_string()),
+        EngineError::NotAContact(feed) => ApiError::invalid(
+            "custodians",
+            format!("{feed} is not a contact; add it first with `sherdctl contacts add`"),
+        ),
+        EngineError::Backup(BackupError::OwnerIsCustodian) => {
+            ApiError::invalid("custodians", "this node cannot be its own custodian")
+        }
+        EngineError::Backup(e) => ApiError::invalid("body", e.to_string()),
+        EngineError::AlreadyRecovered(_)
+        | EngineError::RequestClosed(_)
+        | EngineError::RecipientMismatch { .. }
+        | EngineError::ShardUnavailable(_)
+        | EngineError::NotRecovered(_)
+        | EngineError::AlreadyDelivered(_)
+        | EngineError::RecoveryFailed(_) => ApiError::Conflict(e.to_string()),
+        EngineError::Closed => ApiError::Unavailable("the node is shutting down".into()),
+        other => {
+            tracing::error!(error = %other, "engine error behind the control API");
+            ApiError::Internal(other.to_string())
+        }
+    }
+}
+
 fn internal(e: StoreError) -> ApiError {
     tracing::error!(error = %e, "store error behind the control API");
     ApiError::Internal(e.to_string())
@@ -58,6 +114,7 @@ impl NodeControl {
         tokio::spawn(forward_events(
             store.subscribe(),
             net.subscribe(),
+            engine.subscribe(),
             events.clone(),
         ));
         Self {
@@ -74,7 +131,7 @@ impl NodeControl {
         let _ = self.events.send(event);
     }
 
-    fn names(&self) -> Result<std::collections::HashMap<FeedId, String>, ApiError> {
+    fn names(&self) -> Result<HashMap<FeedId, String>, ApiError> {
         Ok(self
             .store
             .contacts()
@@ -103,6 +160,95 @@ impl NodeControl {
         })
     }
 
+    /// Records whether `feed`'s requests are approved without asking, with
+    /// an audit line when it changes.
+    async fn write_auto_approve(&self, feed: FeedId, on: bool) -> Result<(), ApiError> {
+        if self.store.auto_approve(&feed).map_err(internal)? == on {
+            return Ok(());
+        }
+        let line = serde_json::json!({
+            "time_ms": crate::clock::now_ms(),
+            "event": if on { "auto_approve_on" } else { "auto_approve_off" },
+            "peer": feed.to_string(),
+            "result": "ok",
+        });
+        let write = EngineWrite::updates(vec![
+            EngineUpdate::AutoApprove { feed, on },
+            EngineUpdate::Audit(line.to_string().into_bytes()),
+        ]);
+        self.store.engine_write(write).await.map_err(internal)?;
+        Ok(())
+    }
+
+    fn request_view(
+        &self,
+        names: &HashMap<FeedId, String>,
+        requester: FeedId,
+        id: RequestId,
+        record: RequestRecord,
+    ) -> RecoveryRequest {
+        let (released, reason) = match &record.state {
+            records::RequestState::Released { entry, .. } => (Some(entry.to_string()), None),
+            records::RequestState::Denied { reason } => (None, reason.clone()),
+            _ => (None, None),
+        };
+        RecoveryRequest {
+            id: id.to_string(),
+            kind: kind_name(record.kind).into(),
+            role: match record.role {
+                records::Role::Requester => "requester",
+                records::Role::Custodian => "custodian",
+                records::Role::Recipient => "recipient",
+            }
+            .into(),
+            backup: record.backup.to_string(),
+            owner: record.owner.to_string(),
+            owner_name: names.get(&record.owner).cloned(),
+            requester: requester.to_string(),
+            requester_name: names.get(&requester).cloned(),
+            recipient: record.recipient.to_string(),
+            custodians: record.custodians.iter().map(ToString::to_string).collect(),
+            received_ms: record.received_ms,
+            expires_ms: record.expires_ms,
+            state: record.state.name().into(),
+            released,
+            reason,
+        }
+    }
+
+    fn recovery_view(backup: BackupId, record: RecoveryRecord) -> Recovery {
+        Recovery {
+            backup: backup.to_string(),
+            owner: record.owner.to_string(),
+            kind: kind_name(record.kind).into(),
+            shards: record.shards.len(),
+            threshold: record.threshold,
+            state: record.state.name().into(),
+            requests: record
+                .requests
+                .iter()
+                .map(|(_, id)| id.to_string())
+                .collect(),
+            rejected: record
+                .rejected
+                .into_iter()
+                .map(|r| RejectedShard {
+                    custodian: r.custodian.to_string(),
+                    entry: r.entry.to_string(),
+                    reason: r.reason.unwrap_or_default(),
+                })
+                .collect(),
+            denied: record
+                .denied
+                .into_iter()
+                .map(|(custodian, reason)| Denial {
+                    custodian: custodian.to_string(),
+                    reason,
+                })
+                .collect(),
+        }
+    }
+
     fn seq_of(&self, feed: &FeedId) -> Result<u64, ApiError> {
         Ok(self
             .store
@@ -112,13 +258,134 @@ impl NodeControl {
     }
 }
 
+fn kind_name(kind: RequestKind) -> &'static str {
+    match kind {
+        RequestKind::Owner => "owner",
+        RequestKind::LostDevice => "lost_device",
+        RequestKind::Emergency => "emergency",
+    }
+}
+
+/// The API's view of an engine event; `None` for the engine's own business.
+fn engine_event(event: EngineEvent) -> Option<Event> {
+    Some(match event {
+        EngineEvent::BackupCreated { backup, custodians } => Event::BackupCreated {
+            backup: backup.to_string(),
+            custodians,
+        },
+        EngineEvent::ShardHeld { backup, owner } => Event::ShardHeld {
+            backup: backup.to_string(),
+            owner: owner.to_string(),
+        },
+        EngineEvent::ShardRefused {
+            owner,
+            entry,
+            reason,
+        } => Event::Refused {
+            what: "shard".into(),
+            peer: owner.to_string(),
+            entry: entry.to_string(),
+            reason,
+        },
+        EngineEvent::AckReceived {
+            backup,
+            custodian,
+            acks,
+            custodians,
+        } => Event::AckReceived {
+            backup: backup.to_string(),
+            custodian: custodian.to_string(),
+            acks,
+            custodians,
+        },
+        EngineEvent::AckIgnored {
+            custodian,
+            entry,
+            reason,
+        } => Event::Refused {
+            what: "ack".into(),
+            peer: custodian.to_string(),
+            entry: entry.to_string(),
+            reason,
+        },
+        EngineEvent::Refused {
+            what,
+            peer,
+            entry,
+            reason,
+        } => Event::Refused {
+            what: what.into(),
+            peer: peer.to_string(),
+            entry: entry.to_string(),
+            reason,
+        },
+        EngineEvent::RequestReceived {
+            request,
+            kind,
+            backup,
+            requester,
+            recipient,
+        } => Event::RequestReceived {
+            request: request.to_string(),
+            kind: kind_name(kind).into(),
+            backup: backup.to_string(),
+            requester: requester.to_string(),
+            recipient: recipient.to_string(),
+        },
+        EngineEvent::ShardReleased {
+            request,
+            backup,
+            recipient,
+        } => Event::ShardReleased {
+            request: request.to_string(),
+            backup: backup.to_string(),
+            recipient: recipient.to_string(),
+        },
+        EngineEvent::RequestDenied {
+            request,
+            backup,
+            by,
+        } => Event::RequestDenied {
+            request: request.to_string(),
+            backup: backup.to_string(),
+            by: by.to_string(),
+        },
+        EngineEvent::RecoveryProgress {
+            backup,
+            shards,
+            threshold,
+        } => Event::RecoveryProgress {
+            backup: backup.to_string(),
+            shards,
+            threshold,
+        },
+        EngineEvent::RecoveryComplete { backup } => Event::RecoveryComplete {
+            backup: backup.to_string(),
+        },
+        EngineEvent::RecoveryFailed { backup, reason } => Event::RecoveryFailed {
+            backup: backup.to_string(),
+            reason,
+        },
+        EngineEvent::Lagged { .. } => return None,
+    })
+}
+
 async fn forward_events(
     mut stored: broadcast::Receiver<crate::store::Committed>,
     mut network: broadcast::Receiver<NetEvent>,
+    mut engine: broadcast::Receiver<EngineEvent>,
     events: broadcast::Sender<Event>,
 ) {
     loop {
         let event = tokio::select! {
+            e = engine.recv() => match e {
+                Ok(e) => match engine_event(e) {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
             s = stored.recv() => match s {
                 Ok(c) => Event::EntryStored { feed: c.author.to_string(), seq: c.header.header().seq },
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
@@ -199,19 +466,26 @@ impl ControlBackend for NodeControl {
     }
 
     async fn contacts(&self) -> Result<Vec<Contact>, ApiError> {
-        Ok(self
-            .store
+        self.store
             .contacts()
             .map_err(internal)?
             .into_iter()
-            .map(|(feed, name)| Contact {
-                feed: feed.to_string(),
-                name,
+            .map(|(feed, name)| {
+                Ok(Contact {
+                    feed: feed.to_string(),
+                    name,
+                    auto_approve: self.store.auto_approve(&feed).map_err(internal)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
-    async fn add_contact(&self, feed: FeedId, name: String) -> Result<Contact, ApiError> {
+    async fn add_contact(
+        &self,
+        feed: FeedId,
+        name: String,
+        auto_approve: bool,
+    ) -> Result<Contact, ApiError> {
         if feed == self.key.feed_id() {
             return Err(ApiError::invalid("feed", "that is this node's own feed"));
         }
@@ -224,6 +498,9 @@ impl ControlBackend for NodeControl {
         {
             return Err(ApiError::Conflict(format!("{feed} is a contact already")));
         }
+        // The approval setting first: a contact never exists, even for a
+        // moment, with a setting other than the one asked for.
+        self.write_auto_approve(feed, auto_approve).await?;
         self.store
             .set_contact(feed, name.clone())
             .await
@@ -239,6 +516,29 @@ impl ControlBackend for NodeControl {
         Ok(Contact {
             feed: feed.to_string(),
             name,
+            auto_approve,
+        })
+    }
+
+    async fn set_auto_approve(
+        &self,
+        feed: FeedId,
+        auto_approve: bool,
+    ) -> Result<Contact, ApiError> {
+        let Some((_, name)) = self
+            .store
+            .contacts()
+            .map_err(internal)?
+            .into_iter()
+            .find(|(f, _)| *f == feed)
+        else {
+            return Err(ApiError::NotFound(format!("{feed} is not a contact")));
+        };
+        self.write_auto_approve(feed, auto_approve).await?;
+        Ok(Contact {
+            feed: feed.to_string(),
+            name,
+            auto_approve,
         })
     }
 
@@ -246,6 +546,8 @@ impl ControlBackend for NodeControl {
         if !self.store.remove_contact(feed).await.map_err(internal)? {
             return Err(ApiError::NotFound(format!("{feed} is not a contact")));
         }
+        // A contact added again later starts from "ask me".
+        self.write_auto_approve(feed, false).await?;
         self.net
             .unfollow(feed)
             .await
@@ -288,18 +590,11 @@ impl ControlBackend for NodeControl {
             one_time: false,
             release: Release::Approve,
         };
-        let created = self.engine.create_backup(spec).await.map_err(|e| match e {
-            EngineError::NotAContact(feed) => ApiError::invalid(
-                "custodians",
-                format!("{feed} is not a contact; add it first with `sherdctl contacts add`"),
-            ),
-            EngineError::Backup(BackupError::OwnerIsCustodian) => {
-                ApiError::invalid("custodians", "this node cannot be its own custodian")
-            }
-            EngineError::Backup(e) => ApiError::invalid("body", e.to_string()),
-            EngineError::Closed => ApiError::Unavailable("the node is shutting down".into()),
-            other => ApiError::Internal(other.to_string()),
-        })?;
+        let created = self
+            .engine
+            .create_backup(spec)
+            .await
+            .map_err(engine_error)?;
         let record = records::backup(&self.store, &created.id)
             .map_err(internal)?
             .ok_or_else(|| {
@@ -336,5 +631,89 @@ impl ControlBackend for NodeControl {
                 received_ms: held.received_ms,
             })
             .collect())
+    }
+
+    async fn start_recovery(&self, recovery: NewRecovery) -> Result<RecoveryRequest, ApiError> {
+        let (requester, id, record) = match recovery {
+            NewRecovery::Owner { backup } => self.engine.start_owner_recovery(backup).await,
+            NewRecovery::LostDevice { owner, to, backup } => {
+                if *owner == self.key.feed_id() {
+                    return Err(ApiError::invalid(
+                        "owner",
+                        "that is this node: an owner asks with `request-recovery BACKUP`",
+                    ));
+                }
+                self.engine
+                    .start_lost_device_recovery(*owner, *to, backup)
+                    .await
+            }
+        }
+        .map_err(engine_error)?;
+        Ok(self.request_view(&self.names()?, requester, id, record))
+    }
+
+    async fn requests(&self) -> Result<Vec<RecoveryRequest>, ApiError> {
+        let names = self.names()?;
+        let mut all: Vec<RecoveryRequest> = records::requests(&self.store)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(requester, id, record)| self.request_view(&names, requester, id, record))
+            .collect();
+        // Newest first: what needs a decision is usually recent.
+        all.sort_by_key(|r| std::cmp::Reverse(r.received_ms));
+        Ok(all)
+    }
+
+    async fn decide(
+        &self,
+        id: RequestId,
+        from: Option<FeedId>,
+        decision: RequestDecision,
+    ) -> Result<RecoveryRequest, ApiError> {
+        let decision = match decision {
+            RequestDecision::Approve { to } => Decision::Approve { to },
+            RequestDecision::Deny { reason } => Decision::Deny { reason },
+        };
+        let (requester, id, record) = self
+            .engine
+            .decide(id, from, decision)
+            .await
+            .map_err(engine_error)?;
+        Ok(self.request_view(&self.names()?, requester, id, record))
+    }
+
+    async fn recoveries(&self) -> Result<Vec<Recovery>, ApiError> {
+        Ok(records::recoveries(&self.store)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(backup, record)| Self::recovery_view(backup, record))
+            .collect())
+    }
+
+    async fn recovery(&self, backup: BackupId) -> Result<Recovery, ApiError> {
+        let record = records::recovery(&self.store, &backup)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no recovery of backup {backup} on this node; start one with \
+                     `sherdctl request-recovery`"
+                ))
+            })?;
+        Ok(Self::recovery_view(backup, record))
+    }
+
+    async fn take_secret(&self, backup: BackupId) -> Result<RecoveredSecret, ApiError> {
+        let material = self
+            .engine
+            .take_secret(backup)
+            .await
+            .map_err(engine_error)?;
+        Ok(RecoveredSecret {
+            backup: backup.to_string(),
+            label: material.label.clone(),
+            secret: Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(material.secret.as_slice()),
+            ),
+        })
     }
 }

@@ -55,6 +55,11 @@ struct Args {
     /// A file holding the passphrase of the identity key.
     #[arg(long, env = "SHERD_PASSPHRASE_FILE", value_name = "PATH")]
     passphrase_file: Option<PathBuf>,
+    /// TEST ONLY: corrupt every shard this node releases (plays a byzantine
+    /// custodian in the testnet's scenarios). No environment variable and no
+    /// config key turn it on, so it cannot be set by accident.
+    #[arg(long, hide = true)]
+    test_tamper_releases: bool,
 }
 
 fn main() -> ExitCode {
@@ -77,7 +82,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         mdns: args.mdns,
         passphrase_file: args.passphrase_file,
     };
-    let config = Config::resolve(overrides, sherd_api::default_data_dir())?;
+    let mut config = Config::resolve(overrides, sherd_api::default_data_dir())?;
+    config.engine.tamper_releases = args.test_tamper_releases;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log))
         .with_context(|| format!("log filter {:?} is not valid", config.log))?;
@@ -115,6 +121,10 @@ async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result
     println!("  feed    {}", node.key.feed_id());
     println!("  data    {}", node.config.data_dir.display());
     println!("  socket  {}", node.config.socket_path().display());
+    if node.config.engine.tamper_releases {
+        println!("  WARNING --test-tamper-releases: every shard released is corrupted (test only)");
+        tracing::warn!("test hook on: every shard this node releases is corrupted");
+    }
     for addr in &listening {
         println!("  listen  {addr}");
     }

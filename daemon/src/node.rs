@@ -65,7 +65,8 @@ impl Node {
             .map(|(feed, _)| feed)
             .collect();
         let (net, net_task) = net::spawn(&key, store.clone(), config.network.clone(), follows)?;
-        let (engine, engine_task) = engine::spawn(key.clone(), store.clone(), net.clone());
+        let (engine, engine_task) =
+            engine::spawn(key.clone(), store.clone(), net.clone(), config.engine);
         tracing::info!(feed = %key.feed_id(), data_dir = %config.data_dir.display(), "node started");
         Ok(Self {
             key,

@@ -158,7 +158,7 @@ impl Testnet {
             let other_feed = self.node(other)?.feed_id().to_owned();
             let me = self.node(me)?;
             me.client()
-                .add_contact(&other_feed, other)
+                .add_contact(&other_feed, other, false)
                 .await
                 .map_err(|source| me.api_error(source))?;
         }

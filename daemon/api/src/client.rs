@@ -19,8 +19,9 @@ use tokio::net::UnixStream;
 
 use crate::sse::{SseMessage, SseParser};
 use crate::types::{
-    AddContact, AuditQuery, AuditRecord, Backup, ConnectRequest, Contact, CreateBackup, ErrorBody,
-    Event, HeldShard, Lagged, Peer, Status,
+    AddContact, AuditQuery, AuditRecord, Backup, ConnectRequest, Contact, CreateBackup,
+    DecideRequest, ErrorBody, Event, HeldShard, Lagged, Peer, RecoveredSecret, Recovery,
+    RecoveryRequest, SetAutoApprove, StartRecovery, Status,
 };
 
 /// How long a request may take, from connecting to the last byte of the
@@ -192,15 +193,34 @@ impl Client {
         self.get("/v1/contacts").await
     }
 
-    /// `POST /v1/contacts`: follow `feed` under `name`.
-    pub async fn add_contact(&self, feed: &str, name: &str) -> Result<Contact, ClientError> {
+    /// `POST /v1/contacts`: follow `feed` under `name`; with `auto_approve`,
+    /// its recovery requests are approved without asking.
+    pub async fn add_contact(
+        &self,
+        feed: &str,
+        name: &str,
+        auto_approve: bool,
+    ) -> Result<Contact, ClientError> {
         let body = AddContact {
             feed: feed.to_owned(),
             name: name.to_owned(),
-            auto_approve: false,
+            auto_approve,
         };
         let raw = self.send_json(Method::POST, "/v1/contacts", &body).await?;
         decode("/v1/contacts", &raw.body)
+    }
+
+    /// `PUT /v1/contacts/{feed}/auto-approve`: whether `feed`'s recovery
+    /// requests are approved without asking.
+    pub async fn set_auto_approve(
+        &self,
+        feed: &str,
+        auto_approve: bool,
+    ) -> Result<Contact, ClientError> {
+        let path = format!("/v1/contacts/{}/auto-approve", encode_segment(feed));
+        let body = SetAutoApprove { auto_approve };
+        let raw = self.send_json(Method::PUT, &path, &body).await?;
+        decode(&path, &raw.body)
     }
 
     /// `DELETE /v1/contacts/{feed}`.
@@ -226,6 +246,77 @@ impl Client {
             path.push_str(&params.join("&"));
         }
         self.get(&path).await
+    }
+
+    /// `POST /v1/requests`: start a recovery, as the owner (`backup` only)
+    /// or for an owner who lost its device (`owner` and `to`).
+    pub async fn start_recovery(
+        &self,
+        request: &StartRecovery,
+    ) -> Result<RecoveryRequest, ClientError> {
+        let raw = self
+            .send_json(Method::POST, "/v1/requests", request)
+            .await?;
+        decode("/v1/requests", &raw.body)
+    }
+
+    /// `GET /v1/requests`: the recovery requests this node made, was asked,
+    /// or receives the shards of.
+    pub async fn requests(&self) -> Result<Vec<RecoveryRequest>, ClientError> {
+        self.get("/v1/requests").await
+    }
+
+    /// `POST /v1/requests/{id}/approve`: release this node's shard for the
+    /// request (only to `decision.to`, if given).
+    pub async fn approve(
+        &self,
+        id: &str,
+        decision: &DecideRequest,
+    ) -> Result<RecoveryRequest, ClientError> {
+        self.decide(id, "approve", decision).await
+    }
+
+    /// `POST /v1/requests/{id}/deny`: refuse the request, telling the
+    /// requester `decision.reason`, if given.
+    pub async fn deny(
+        &self,
+        id: &str,
+        decision: &DecideRequest,
+    ) -> Result<RecoveryRequest, ClientError> {
+        self.decide(id, "deny", decision).await
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        verb: &str,
+        decision: &DecideRequest,
+    ) -> Result<RecoveryRequest, ClientError> {
+        let path = format!("/v1/requests/{}/{verb}", encode_segment(id));
+        let raw = self.send_json(Method::POST, &path, decision).await?;
+        decode(&path, &raw.body)
+    }
+
+    /// `GET /v1/recoveries`: the recoveries this node collects shards for.
+    pub async fn recoveries(&self) -> Result<Vec<Recovery>, ClientError> {
+        self.get("/v1/recoveries").await
+    }
+
+    /// `GET /v1/recoveries/{backup}`.
+    pub async fn recovery(&self, backup: &str) -> Result<Recovery, ClientError> {
+        self.get(&format!("/v1/recoveries/{}", encode_segment(backup)))
+            .await
+    }
+
+    /// `POST /v1/recoveries/{backup}/secret`: the recovered secret. The
+    /// daemon hands it over once and forgets it; a second call is refused
+    /// (409, `conflict`). The copy of the answer this client read is
+    /// zeroized.
+    pub async fn take_secret(&self, backup: &str) -> Result<RecoveredSecret, ClientError> {
+        let path = format!("/v1/recoveries/{}/secret", encode_segment(backup));
+        let raw = self.request(Method::POST, &path, None).await?;
+        let body = zeroize::Zeroizing::new(raw.body);
+        decode(&path, &body)
     }
 
     /// `GET /v1/events`: the node's events from now on, until the daemon
@@ -301,7 +392,10 @@ impl Client {
             if (200..300).contains(&status) {
                 Ok(RawResponse {
                     status,
-                    body: body.to_vec(),
+                    // Moved rather than copied when the buffer is not shared,
+                    // so that `take_secret` zeroizes the copy it decodes
+                    // (hyper's own read buffers are out of reach).
+                    body: Vec::from(body),
                 })
             } else {
                 Err(api_error(status, &body))
@@ -488,6 +582,204 @@ mod tests {
         );
         assert!(message.contains("sherdd --data-dir DIR"), "{message}");
         assert!(message.contains("SHERD_SOCKET"), "{message}");
+    }
+
+    /// What the fake daemon of [`answer_once`] received.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Received {
+        method: String,
+        path: String,
+        body: String,
+    }
+
+    /// A fake daemon on a fresh socket: it takes one request, answers
+    /// `status` with `body`, and hands back what it received.
+    fn answer_once(status: u16, body: &str) -> (Client, tokio::task::JoinHandle<Received>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = std::env::temp_dir().join(format!(
+            "sherd-api-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+        let client = Client::new(&socket).with_timeout(Duration::from_secs(10));
+        let body = body.to_owned();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let _ = std::fs::remove_file(&socket);
+            let mut request = Vec::new();
+            let head_end = loop {
+                let mut chunk = [0; 4096];
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the client closed before the end of the head");
+                request.extend_from_slice(&chunk[..n]);
+                if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break end + 4;
+                }
+            };
+            let head = String::from_utf8(request[..head_end].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            while request.len() < head_end + length {
+                let mut chunk = [0; 4096];
+                let n = stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the client closed before the end of the body");
+                request.extend_from_slice(&chunk[..n]);
+            }
+            let answer = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            let mut words = head.split_whitespace();
+            Received {
+                method: words.next().unwrap().to_owned(),
+                path: words.next().unwrap().to_owned(),
+                body: String::from_utf8(request[head_end..].to_vec()).unwrap(),
+            }
+        });
+        (client, server)
+    }
+
+    fn received(method: &str, path: &str, body: &str) -> Received {
+        Received {
+            method: method.into(),
+            path: path.into(),
+            body: body.into(),
+        }
+    }
+
+    const CONTACT: &str = r#"{"feed":"F/1","name":"alice","auto_approve":true}"#;
+    const REQUEST: &str = r#"{"id":"0a","kind":"lost_device","role":"custodian",
+        "backup":"b1","owner":"O","requester":"R","recipient":"N","custodians":["C"],
+        "received_ms":1,"expires_ms":2,"state":"released","released":"e1"}"#;
+    const RECOVERY: &str = r#"{"backup":"b1","owner":"O","kind":"owner","shards":1,
+        "threshold":2,"state":"collecting","requests":["0a"],
+        "rejected":[{"custodian":"C","entry":"e2","reason":"bad"}],"denied":[]}"#;
+
+    #[tokio::test]
+    async fn contacts_routes_send_what_the_daemon_expects() {
+        let (client, server) = answer_once(201, CONTACT);
+        let contact = client.add_contact("F/1", "alice", true).await.unwrap();
+        assert!(contact.auto_approve);
+        assert_eq!(
+            server.await.unwrap(),
+            received(
+                "POST",
+                "/v1/contacts",
+                r#"{"feed":"F/1","name":"alice","auto_approve":true}"#
+            )
+        );
+        // `auto_approve: false` is the default and is left out, so that an
+        // older daemon still accepts the request.
+        let (client, server) = answer_once(201, CONTACT);
+        client.add_contact("F", "alice", false).await.unwrap();
+        assert_eq!(server.await.unwrap().body, r#"{"feed":"F","name":"alice"}"#);
+
+        let (client, server) = answer_once(200, CONTACT);
+        client.set_auto_approve("F/1", false).await.unwrap();
+        assert_eq!(
+            server.await.unwrap(),
+            received(
+                "PUT",
+                "/v1/contacts/F%2F1/auto-approve",
+                r#"{"auto_approve":false}"#
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn request_routes_send_what_the_daemon_expects() {
+        let (client, server) = answer_once(201, REQUEST);
+        let start = StartRecovery {
+            backup: None,
+            owner: Some("O".into()),
+            to: Some("N".into()),
+        };
+        let request = client.start_recovery(&start).await.unwrap();
+        assert_eq!(request.released.as_deref(), Some("e1"));
+        assert_eq!(request.owner_name, None);
+        assert_eq!(
+            server.await.unwrap(),
+            received("POST", "/v1/requests", r#"{"owner":"O","to":"N"}"#)
+        );
+
+        let (client, server) = answer_once(200, &format!("[{REQUEST}]"));
+        assert_eq!(client.requests().await.unwrap().len(), 1);
+        assert_eq!(server.await.unwrap(), received("GET", "/v1/requests", ""));
+
+        let (client, server) = answer_once(200, REQUEST);
+        let forward = DecideRequest {
+            to: Some("N".into()),
+            ..DecideRequest::default()
+        };
+        client.approve("0a", &forward).await.unwrap();
+        assert_eq!(
+            server.await.unwrap(),
+            received("POST", "/v1/requests/0a/approve", r#"{"to":"N"}"#)
+        );
+
+        let (client, server) = answer_once(200, REQUEST);
+        let deny = DecideRequest {
+            from: Some("R".into()),
+            reason: Some("not you".into()),
+            ..DecideRequest::default()
+        };
+        client.deny("a/b", &deny).await.unwrap();
+        assert_eq!(
+            server.await.unwrap(),
+            received(
+                "POST",
+                "/v1/requests/a%2Fb/deny",
+                r#"{"from":"R","reason":"not you"}"#
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_routes_send_what_the_daemon_expects() {
+        let (client, server) = answer_once(200, &format!("[{RECOVERY}]"));
+        let all = client.recoveries().await.unwrap();
+        assert_eq!(all[0].rejected[0].reason, "bad");
+        assert_eq!(server.await.unwrap(), received("GET", "/v1/recoveries", ""));
+
+        let (client, server) = answer_once(200, RECOVERY);
+        let one = client.recovery("b1").await.unwrap();
+        assert_eq!((one.shards, one.threshold), (1, Some(2)));
+        assert_eq!(
+            server.await.unwrap(),
+            received("GET", "/v1/recoveries/b1", "")
+        );
+
+        let (client, server) =
+            answer_once(200, r#"{"backup":"b1","label":"seed","secret":"c2VjcmV0"}"#);
+        let secret = client.take_secret("b1").await.unwrap();
+        assert_eq!(secret.secret.as_str(), "c2VjcmV0");
+        assert!(!format!("{secret:?}").contains("c2VjcmV0"));
+        assert_eq!(
+            server.await.unwrap(),
+            received("POST", "/v1/recoveries/b1/secret", "")
+        );
+
+        // The secret is handed over once; the second call is a refusal.
+        let (client, server) = answer_once(
+            409,
+            r#"{"code":"conflict","message":"the secret of b1 was already handed over"}"#,
+        );
+        let err = client.take_secret("b1").await.unwrap_err();
+        assert!(err.is_refusal());
+        assert_eq!(err.to_string(), "the secret of b1 was already handed over");
+        server.await.unwrap();
     }
 
     #[test]

@@ -42,8 +42,8 @@ use std::path::PathBuf;
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT, EventStream, RawResponse, StreamItem};
 pub use types::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, AuditRecord, Backup,
-    BackupCustodian, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, CreateBackup,
-    DecideRequest, Denial, ErrorBody, Event, FeedStatus, HeldShard, Lagged, MAX_BODY_BYTES, Peer,
+    BackupCustodian, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, CreateBackup, DecideRequest,
+    Denial, ErrorBody, Event, FeedStatus, HeldShard, Lagged, MAX_BODY_BYTES, Peer,
     REASON_MAX_BYTES, RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, SetAutoApprove,
     StartRecovery, Status, code,
 };

@@ -24,8 +24,11 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sherd_api::{AuditRecord, Backup, Contact, ErrorBody, Event, HeldShard, Peer, Status, code};
-use sherd_protocol::{BackupId, FeedId};
+use sherd_api::{
+    AuditRecord, Backup, Contact, ErrorBody, Event, HeldShard, Peer, RecoveredSecret, Recovery,
+    RecoveryRequest, Status, code,
+};
+use sherd_protocol::{BackupId, FeedId, RequestId};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
@@ -66,6 +69,40 @@ impl std::fmt::Debug for NewBackup {
     }
 }
 
+/// A recovery to start, after the server validated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewRecovery {
+    /// This node, the owner of `backup`, asks its custodians.
+    Owner {
+        /// One of this node's backups.
+        backup: BackupId,
+    },
+    /// This node, a custodian of `owner`, forwards toward `to`.
+    LostDevice {
+        /// The owner's old identity.
+        owner: Box<FeedId>,
+        /// The owner's new identity.
+        to: Box<FeedId>,
+        /// The backup, if named.
+        backup: Option<BackupId>,
+    },
+}
+
+/// The user's decision on a request asked of this node, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestDecision {
+    /// Release the shard (only to `to`, if given).
+    Approve {
+        /// The recipient the user verified.
+        to: Option<FeedId>,
+    },
+    /// Refuse it.
+    Deny {
+        /// Why (at most 1024 bytes, no control characters).
+        reason: Option<String>,
+    },
+}
+
 pub trait ControlBackend: Send + Sync + 'static {
     /// `GET /v1/status`.
     fn status(&self) -> impl Future<Output = Result<Status, ApiError>> + Send;
@@ -85,6 +122,14 @@ pub trait ControlBackend: Send + Sync + 'static {
         &self,
         feed: FeedId,
         name: String,
+        auto_approve: bool,
+    ) -> impl Future<Output = Result<Contact, ApiError>> + Send;
+    /// `PUT /v1/contacts/{feed}/auto-approve`; [`ApiError::NotFound`] if
+    /// `feed` is not a contact.
+    fn set_auto_approve(
+        &self,
+        feed: FeedId,
+        auto_approve: bool,
     ) -> impl Future<Output = Result<Contact, ApiError>> + Send;
     /// `DELETE /v1/contacts/{feed}`: answers 204 on `Ok`;
     /// [`ApiError::NotFound`] if `feed` is not a contact.
@@ -110,6 +155,32 @@ pub trait ControlBackend: Send + Sync + 'static {
     fn backup(&self, id: BackupId) -> impl Future<Output = Result<Backup, ApiError>> + Send;
     /// `GET /v1/shards`: the shards this node holds for others.
     fn shards(&self) -> impl Future<Output = Result<Vec<HeldShard>, ApiError>> + Send;
+    /// `POST /v1/requests`: start a recovery; answers 201 with the request.
+    fn start_recovery(
+        &self,
+        recovery: NewRecovery,
+    ) -> impl Future<Output = Result<RecoveryRequest, ApiError>> + Send;
+    /// `GET /v1/requests`: every request this node made, was asked, or
+    /// receives the shards of.
+    fn requests(&self) -> impl Future<Output = Result<Vec<RecoveryRequest>, ApiError>> + Send;
+    /// `POST /v1/requests/{id}/approve|deny`: decide a request asked of
+    /// this node (made by `from`, if given).
+    fn decide(
+        &self,
+        id: RequestId,
+        from: Option<FeedId>,
+        decision: RequestDecision,
+    ) -> impl Future<Output = Result<RecoveryRequest, ApiError>> + Send;
+    /// `GET /v1/recoveries`.
+    fn recoveries(&self) -> impl Future<Output = Result<Vec<Recovery>, ApiError>> + Send;
+    /// `GET /v1/recoveries/{backup}`; [`ApiError::NotFound`] if none.
+    fn recovery(&self, backup: BackupId)
+    -> impl Future<Output = Result<Recovery, ApiError>> + Send;
+    /// `POST /v1/recoveries/{backup}/secret`: the secret, once.
+    fn take_secret(
+        &self,
+        backup: BackupId,
+    ) -> impl Future<Output = Result<RecoveredSecret, ApiError>> + Send;
 }
 
 /// Why a request failed, as the client sees it: each variant is one HTTP

@@ -18,20 +18,21 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use sherd_api::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, CONTACT_NAME_MAX_CHARS,
-    ConnectRequest, CreateBackup, Lagged, MAX_BODY_BYTES,
+    ConnectRequest, CreateBackup, DecideRequest, Lagged, MAX_BODY_BYTES, REASON_MAX_BYTES,
+    SetAutoApprove, StartRecovery,
 };
-use sherd_protocol::FeedId;
+use sherd_protocol::{BackupId, FeedId, RequestId};
 use tokio::sync::watch;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tracing::Instrument;
 
-use super::{ApiError, ControlBackend, NewBackup};
+use super::{ApiError, ControlBackend, NewBackup, NewRecovery, RequestDecision};
 
 /// A comment line on an idle event stream this often, so that clients and
 /// anything in between see the connection is alive.
@@ -62,6 +63,16 @@ pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<b
         .route("/v1/connect", post(connect::<B>))
         .route("/v1/contacts", get(contacts::<B>).post(add_contact::<B>))
         .route("/v1/contacts/{feed}", delete(remove_contact::<B>))
+        .route(
+            "/v1/contacts/{feed}/auto-approve",
+            put(set_auto_approve::<B>),
+        )
+        .route("/v1/requests", get(requests::<B>).post(start_recovery::<B>))
+        .route("/v1/requests/{id}/approve", post(approve::<B>))
+        .route("/v1/requests/{id}/deny", post(deny::<B>))
+        .route("/v1/recoveries", get(recoveries::<B>))
+        .route("/v1/recoveries/{backup}", get(recovery::<B>))
+        .route("/v1/recoveries/{backup}/secret", post(take_secret::<B>))
         .route("/v1/audit", get(audit::<B>))
         .route("/v1/backups", get(backups::<B>).post(create_backup::<B>))
         .route("/v1/backups/{id}", get(backup::<B>))
@@ -329,7 +340,10 @@ async fn add_contact<B: ControlBackend>(
 ) -> Result<impl IntoResponse, ApiError> {
     let feed = parse_feed("feed", &request.feed)?;
     validate_name(&request.name)?;
-    let contact = state.backend.add_contact(feed, request.name).await?;
+    let contact = state
+        .backend
+        .add_contact(feed, request.name, request.auto_approve)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(contact)))
 }
 
@@ -341,6 +355,188 @@ async fn remove_contact<B: ControlBackend>(
     let feed = parse_feed("feed", &feed)?;
     state.backend.remove_contact(feed).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_auto_approve<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    feed: Result<Path<String>, PathRejection>,
+    JsonBody(request): JsonBody<SetAutoApprove>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(feed) = feed.map_err(|r| ApiError::invalid("feed", r.body_text()))?;
+    let feed = parse_feed("feed", &feed)?;
+    let contact = state
+        .backend
+        .set_auto_approve(feed, request.auto_approve)
+        .await?;
+    Ok(axum::Json(contact))
+}
+
+fn parse_backup(field: &str, value: &str) -> Result<BackupId, ApiError> {
+    BackupId::from_str(value).map_err(|e| ApiError::invalid(field, format!("not a backup id: {e}")))
+}
+
+fn path_backup(path: Result<Path<String>, PathRejection>) -> Result<BackupId, ApiError> {
+    let Path(backup) = path.map_err(|r| ApiError::invalid("backup", r.body_text()))?;
+    parse_backup("backup", &backup)
+}
+
+/// The two shapes of `POST /v1/requests`: `backup` alone (owner), or `owner`
+/// and `to` with an optional `backup` (lost device).
+fn validate_start(request: &StartRecovery) -> Result<NewRecovery, ApiError> {
+    let backup = request
+        .backup
+        .as_deref()
+        .map(|b| parse_backup("backup", b))
+        .transpose()?;
+    match (&request.owner, &request.to, backup) {
+        (None, None, Some(backup)) => Ok(NewRecovery::Owner { backup }),
+        (None, None, None) => Err(ApiError::invalid(
+            "body",
+            "give `backup` (your own backup), or `owner` and `to` (a lost device)",
+        )),
+        (Some(owner), Some(to), backup) => {
+            let owner = parse_feed("owner", owner)?;
+            let to = parse_feed("to", to)?;
+            if owner == to {
+                return Err(ApiError::invalid(
+                    "to",
+                    "the new identity must differ from the old one",
+                ));
+            }
+            Ok(NewRecovery::LostDevice {
+                owner: Box::new(owner),
+                to: Box::new(to),
+                backup,
+            })
+        }
+        (Some(_), None, _) => Err(ApiError::invalid(
+            "to",
+            "missing: a lost-device recovery names the owner's new identity",
+        )),
+        (None, Some(_), _) => Err(ApiError::invalid(
+            "owner",
+            "missing: a lost-device recovery names the owner's old identity",
+        )),
+    }
+}
+
+async fn start_recovery<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    JsonBody(request): JsonBody<StartRecovery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let recovery = validate_start(&request)?;
+    let made = state.backend.start_recovery(recovery).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
+}
+
+async fn requests<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.requests().await?))
+}
+
+fn path_request(path: Result<Path<String>, PathRejection>) -> Result<RequestId, ApiError> {
+    let Path(id) = path.map_err(|r| ApiError::invalid("id", r.body_text()))?;
+    RequestId::from_str(&id).map_err(|e| ApiError::invalid("id", format!("not a request id: {e}")))
+}
+
+/// A deny reason travels to the requester and shows in its listings: at most
+/// `REASON_MAX_BYTES`, no control characters.
+fn validate_reason(reason: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(reason) = reason else {
+        return Ok(None);
+    };
+    if reason.len() > REASON_MAX_BYTES {
+        return Err(ApiError::invalid(
+            "reason",
+            format!("must be at most {REASON_MAX_BYTES} bytes"),
+        ));
+    }
+    if let Some(c) = reason.chars().find(|c| c.is_control()) {
+        return Err(ApiError::invalid(
+            "reason",
+            format!(
+                "must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(Some(reason.to_owned()))
+}
+
+async fn approve<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(request): JsonBody<DecideRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = path_request(id)?;
+    if request.reason.is_some() {
+        return Err(ApiError::invalid("reason", "only a denial takes a reason"));
+    }
+    let from = request
+        .from
+        .as_deref()
+        .map(|f| parse_feed("from", f))
+        .transpose()?;
+    let to = request
+        .to
+        .as_deref()
+        .map(|t| parse_feed("to", t))
+        .transpose()?;
+    let decided = state
+        .backend
+        .decide(id, from, RequestDecision::Approve { to })
+        .await?;
+    Ok(axum::Json(decided))
+}
+
+async fn deny<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(request): JsonBody<DecideRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = path_request(id)?;
+    if request.to.is_some() {
+        return Err(ApiError::invalid(
+            "to",
+            "only an approval names a recipient",
+        ));
+    }
+    let from = request
+        .from
+        .as_deref()
+        .map(|f| parse_feed("from", f))
+        .transpose()?;
+    let reason = validate_reason(request.reason.as_deref())?;
+    let decided = state
+        .backend
+        .decide(id, from, RequestDecision::Deny { reason })
+        .await?;
+    Ok(axum::Json(decided))
+}
+
+async fn recoveries<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.recoveries().await?))
+}
+
+async fn recovery<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    backup: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let backup = path_backup(backup)?;
+    Ok(axum::Json(state.backend.recovery(backup).await?))
+}
+
+async fn take_secret<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    backup: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let backup = path_backup(backup)?;
+    let secret = state.backend.take_secret(backup).await?;
+    // Never cached by anything between us and the client.
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(secret)))
 }
 
 async fn audit<B: ControlBackend>(

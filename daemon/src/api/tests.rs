@@ -93,14 +93,23 @@ impl ControlBackend for Mock {
         Ok(self.contacts.lock().unwrap().clone())
     }
 
-    async fn add_contact(&self, feed: FeedId, name: String) -> Result<Contact, ApiError> {
-        self.call(format!("add_contact {feed} {name}"))?;
+    async fn add_contact(
+        &self,
+        feed: FeedId,
+        name: String,
+        auto_approve: bool,
+    ) -> Result<Contact, ApiError> {
+        self.call(format!("add_contact {feed} {name} {auto_approve}"))?;
         let mut contacts = self.contacts.lock().unwrap();
         let feed = feed.to_string();
         if contacts.iter().any(|c| c.feed == feed) {
             return Err(ApiError::Conflict(format!("{feed} is already a contact")));
         }
-        let contact = Contact { feed, name };
+        let contact = Contact {
+            feed,
+            name,
+            auto_approve,
+        };
         contacts.push(contact.clone());
         Ok(contact)
     }
@@ -164,6 +173,55 @@ impl ControlBackend for Mock {
     async fn shards(&self) -> Result<Vec<sherd_api::HeldShard>, ApiError> {
         self.call("shards".into())?;
         Ok(Vec::new())
+    }
+
+    async fn set_auto_approve(&self, feed: FeedId, on: bool) -> Result<Contact, ApiError> {
+        self.call(format!("set_auto_approve {feed} {on}"))?;
+        Err(ApiError::NotFound(format!("{feed} is not a contact")))
+    }
+
+    async fn start_recovery(
+        &self,
+        recovery: super::NewRecovery,
+    ) -> Result<sherd_api::RecoveryRequest, ApiError> {
+        self.call(format!("start_recovery {recovery:?}"))?;
+        Err(ApiError::NotFound("mock: no backups".into()))
+    }
+
+    async fn requests(&self) -> Result<Vec<sherd_api::RecoveryRequest>, ApiError> {
+        self.call("requests".into())?;
+        Ok(Vec::new())
+    }
+
+    async fn decide(
+        &self,
+        id: sherd_protocol::RequestId,
+        from: Option<FeedId>,
+        decision: super::RequestDecision,
+    ) -> Result<sherd_api::RecoveryRequest, ApiError> {
+        self.call(format!("decide {id} {from:?} {decision:?}"))?;
+        Err(ApiError::NotFound("mock: no requests".into()))
+    }
+
+    async fn recoveries(&self) -> Result<Vec<sherd_api::Recovery>, ApiError> {
+        self.call("recoveries".into())?;
+        Ok(Vec::new())
+    }
+
+    async fn recovery(
+        &self,
+        backup: sherd_protocol::BackupId,
+    ) -> Result<sherd_api::Recovery, ApiError> {
+        self.call(format!("recovery {backup}"))?;
+        Err(ApiError::NotFound("mock: no recoveries".into()))
+    }
+
+    async fn take_secret(
+        &self,
+        backup: sherd_protocol::BackupId,
+    ) -> Result<sherd_api::RecoveredSecret, ApiError> {
+        self.call(format!("take_secret {backup}"))?;
+        Err(ApiError::NotFound("mock: no recoveries".into()))
     }
 }
 
@@ -267,11 +325,16 @@ async fn every_endpoint_answers() {
 
         c.connect("/ip4/192.0.2.7/tcp/4001").await.unwrap();
 
-        let added = c.add_contact(&feed(3).to_string(), "alice").await.unwrap();
+        let added = c
+            .add_contact(&feed(3).to_string(), "alice", false)
+            .await
+            .unwrap();
         assert_eq!(added.name, "alice");
         // A name of exactly the maximum length, in multi-byte characters.
         let long = "é".repeat(64);
-        c.add_contact(&feed(4).to_string(), &long).await.unwrap();
+        c.add_contact(&feed(4).to_string(), &long, false)
+            .await
+            .unwrap();
         let contacts = c.contacts().await.unwrap();
         assert_eq!(contacts.len(), 2);
         assert_eq!(contacts[0], added);
@@ -301,8 +364,8 @@ async fn every_endpoint_answers() {
                 "status".to_string(),
                 "peers".into(),
                 "connect /ip4/192.0.2.7/tcp/4001".into(),
-                format!("add_contact {} alice", feed(3)),
-                format!("add_contact {} {long}", feed(4)),
+                format!("add_contact {} alice false", feed(3)),
+                format!("add_contact {} {long} false", feed(4)),
                 "contacts".into(),
                 format!("remove_contact {}", feed(3)),
                 "audit 0 100".into(),
@@ -574,12 +637,12 @@ async fn backend_errors_keep_their_status_and_code() {
             .map(drop);
         expect(err, 404, "not_found");
         h.client
-            .add_contact(&feed(3).to_string(), "a")
+            .add_contact(&feed(3).to_string(), "a", false)
             .await
             .unwrap();
         let err = h
             .client
-            .add_contact(&feed(3).to_string(), "b")
+            .add_contact(&feed(3).to_string(), "b", false)
             .await
             .map(drop);
         expect(err, 409, "conflict");
@@ -593,7 +656,7 @@ async fn backend_errors_keep_their_status_and_code() {
             Some(ApiError::invalid("feed", "this is the node's own feed"));
         let err = h
             .client
-            .add_contact(&feed(1).to_string(), "me")
+            .add_contact(&feed(1).to_string(), "me", false)
             .await
             .unwrap_err();
         assert!(err.is_refusal());
@@ -770,6 +833,148 @@ async fn shutdown_ends_open_event_streams() {
         // Well within the grace period: the stream was ended, not dropped.
         assert!(started.elapsed() < Duration::from_secs(4));
         assert!(stream.next().await.is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn recovery_routes_refuse_bad_input_before_the_backend() {
+    bounded(async {
+        let mut h = Harness::start().await;
+        let bad = (400, "invalid_request");
+        let backup = "ab".repeat(32);
+        let request = "cd".repeat(16);
+        let old = feed(3).to_string();
+        let new = feed(4).to_string();
+
+        let starts: &[(String, &str)] = &[
+            ("{}".into(), "give `backup` (your own backup)"),
+            (
+                json!({ "backup": "xyz" }).to_string(),
+                "invalid backup: not a backup id",
+            ),
+            (json!({ "owner": old }).to_string(), "invalid to: missing"),
+            (json!({ "to": new }).to_string(), "invalid owner: missing"),
+            (
+                json!({ "owner": old, "to": old }).to_string(),
+                "invalid to: the new identity must differ",
+            ),
+            (
+                json!({ "owner": "nope", "to": new }).to_string(),
+                "invalid owner: not a feed id",
+            ),
+            (
+                json!({ "backup": backup, "kind": "owner" }).to_string(),
+                "unknown field `kind`",
+            ),
+        ];
+        for (body, message) in starts {
+            h.assert_refused("POST", "/v1/requests", body, bad, message)
+                .await;
+        }
+
+        let approve = format!("/v1/requests/{request}/approve");
+        let deny = format!("/v1/requests/{request}/deny");
+        h.assert_refused(
+            "POST",
+            "/v1/requests/zz/approve",
+            "{}",
+            bad,
+            "invalid id: not a request id",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            &approve,
+            r#"{"reason":"no"}"#,
+            bad,
+            "only a denial takes a reason",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            &deny,
+            &json!({ "to": new }).to_string(),
+            bad,
+            "only an approval names a recipient",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            &deny,
+            &json!({ "reason": "x".repeat(1025) }).to_string(),
+            bad,
+            "at most 1024 bytes",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            &deny,
+            r#"{"reason":"a\u0007b"}"#,
+            bad,
+            "control characters",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            &approve,
+            r#"{"from":"nope"}"#,
+            bad,
+            "invalid from: not a feed id",
+        )
+        .await;
+        h.assert_refused(
+            "GET",
+            "/v1/recoveries/nope",
+            "",
+            bad,
+            "invalid backup: not a backup id",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            "/v1/recoveries/nope/secret",
+            "",
+            bad,
+            "invalid backup",
+        )
+        .await;
+        h.assert_refused(
+            "PUT",
+            &format!("/v1/contacts/{old}/auto-approve"),
+            "{}",
+            bad,
+            "missing field `auto_approve`",
+        )
+        .await;
+        // Nothing above reached the node.
+        assert!(h.mock.calls().is_empty(), "{:?}", h.mock.calls());
+
+        // Valid input does, parsed.
+        h.assert_refused(
+            "POST",
+            &approve,
+            &json!({ "to": new }).to_string(),
+            (404, "not_found"),
+            "mock",
+        )
+        .await;
+        h.assert_refused(
+            "POST",
+            "/v1/requests",
+            &json!({ "owner": old, "to": new }).to_string(),
+            (404, "not_found"),
+            "mock",
+        )
+        .await;
+        let calls = h.mock.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert!(
+            calls[0].starts_with(&format!("decide {request} None Approve")),
+            "{calls:?}"
+        );
+        assert!(calls[1].contains("LostDevice"), "{calls:?}");
+        h.stop().await.unwrap();
     })
     .await;
 }

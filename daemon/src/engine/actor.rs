@@ -18,14 +18,18 @@ use std::time::Duration;
 
 use sherd_protocol::content::Content;
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
-use sherd_protocol::{FeedId, Keypair, X25519SecretKey};
+use sherd_protocol::recovery::Recovery;
+use sherd_protocol::{BackupId, FeedId, Keypair, X25519SecretKey};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use super::audit::{AuditLine, Outcome};
 use super::open::{self, Item, Opened};
-use super::{EngineCommand, EngineError, EngineEvent, custodian, owner, records};
+use super::{
+    EngineCommand, EngineError, EngineEvent, EngineOptions, custodian, owner, records, recover,
+    requests,
+};
 use crate::clock;
 use crate::net::NetworkHandle;
 use crate::store::{Committed, EngineUpdate, EngineWrite, Store, StoreError};
@@ -42,6 +46,10 @@ pub(super) struct Engine {
     pub(super) me: FeedId,
     pub(super) secret: Arc<X25519SecretKey>,
     pub(super) store: Store,
+    pub(super) options: EngineOptions,
+    /// Recoveries collecting or holding their secret, in memory only (the
+    /// records say what to rebuild them from).
+    pub(super) recoveries: HashMap<BackupId, Recovery>,
     net: NetworkHandle,
     events: broadcast::Sender<EngineEvent>,
     /// Per feed, the last entry processed (persisted or pending).
@@ -60,12 +68,15 @@ impl Engine {
         store: Store,
         net: NetworkHandle,
         events: broadcast::Sender<EngineEvent>,
+        options: EngineOptions,
     ) -> Self {
         Self {
             me: key.feed_id(),
             secret: Arc::new(key.x25519_secret()),
             key,
             store,
+            options,
+            recoveries: HashMap::new(),
             net,
             events,
             cursors: HashMap::new(),
@@ -135,7 +146,11 @@ impl Engine {
         for (_, backup) in records::backups(&self.store)? {
             follows.extend(backup.custodians.into_iter().map(|c| c.feed));
         }
+        follows.extend(recover::follows_on_start(self)?);
         self.follow(follows).await;
+        // A crash between handing a secret over and erasing its shards.
+        let delivered = recover::delivered_shards(self)?;
+        recover::erase_shards(self, &delivered).await;
         self.catch_up_all().await;
         Ok(())
     }
@@ -156,6 +171,28 @@ impl Engine {
                 )
                 .await;
                 let _ = reply.send(result);
+            }
+            EngineCommand::StartOwner { backup, reply } => {
+                let _ = reply.send(requests::start_owner(self, backup).await);
+            }
+            EngineCommand::StartLostDevice {
+                owner,
+                to,
+                backup,
+                reply,
+            } => {
+                let _ = reply.send(requests::start_lost_device(self, owner, to, backup).await);
+            }
+            EngineCommand::Decide {
+                id,
+                from,
+                decision,
+                reply,
+            } => {
+                let _ = reply.send(requests::decide(self, id, from, decision).await);
+            }
+            EngineCommand::TakeSecret { backup, reply } => {
+                let _ = reply.send(recover::take_secret(self, backup).await);
             }
             EngineCommand::CaughtUp(reply) => {
                 self.catch_up_all().await;
@@ -287,6 +324,18 @@ impl Engine {
                     custodian::on_shard(self, &item, shard).await
                 }
                 Content::Ack(ack) if item.feed != self.me => owner::on_ack(self, &item, ack).await,
+                Content::Request(request) if item.feed != self.me => {
+                    requests::on_request(self, &item, request).await
+                }
+                Content::Reply(reply) if item.feed != self.me => {
+                    recover::on_reply(self, &item, reply).await
+                }
+                Content::Forward(forward) if item.feed != self.me => {
+                    recover::on_forward(self, &item, forward).await
+                }
+                Content::Deny(deny) if item.feed != self.me => {
+                    recover::on_deny(self, &item, deny).await
+                }
                 // Our own record of a backup: the `backups` table has it.
                 Content::Root(_) if item.feed == self.me => {
                     self.advance(item.feed, item.seq);

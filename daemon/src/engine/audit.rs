@@ -1,12 +1,12 @@
 //! The engine's audit lines: one JSON object per step, appended to the
 //! store's audit log in the same transaction as the step's other effects.
 //!
-//! A line names the event, the backup, the peer (feed) and the entry
-//! concerned, the result and, for a refusal, the reason. It never holds
+//! A line names the event, the backup, the peer (feed), the entry and the
+//! request concerned, the result and, for a refusal, the reason. It never holds
 //! plaintext, a label, a share or any key: only ids and our own words.
 
 use serde::Serialize;
-use sherd_protocol::{BackupId, EntryId, FeedId};
+use sherd_protocol::{BackupId, EntryId, FeedId, RequestId};
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +31,8 @@ pub(super) struct AuditLine {
     peer: Option<FeedId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     entry: Option<EntryId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<RequestId>,
     result: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -44,6 +46,7 @@ impl AuditLine {
             backup: None,
             peer: None,
             entry: None,
+            request: None,
             result,
             reason: None,
         }
@@ -61,6 +64,11 @@ impl AuditLine {
 
     pub(super) fn entry(mut self, entry: EntryId) -> Self {
         self.entry = Some(entry);
+        self
+    }
+
+    pub(super) fn request(mut self, request: RequestId) -> Self {
+        self.request = Some(request);
         self
     }
 

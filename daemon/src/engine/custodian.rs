@@ -81,12 +81,16 @@ pub(super) async fn on_shard(
                     .chain(inner.policy.trustees.iter().copied())
                     .filter(|f| *f != engine.me && seen.insert(*f))
                     .collect();
-                Ok(follows)
+                Ok((
+                    follows,
+                    inner.policy.custodians.clone(),
+                    inner.policy.trustees.clone(),
+                ))
             }
         }
     };
-    let follows = match checked {
-        Ok(follows) => follows,
+    let (follows, custodians, trustees) = match checked {
+        Ok(checked) => checked,
         Err(reason) => {
             tracing::info!(%owner, entry = %item.id, %reason, "engine: shard refused");
             engine
@@ -127,6 +131,8 @@ pub(super) async fn on_shard(
                     received_ms: now,
                     ack,
                     follows: record_follows,
+                    custodians,
+                    trustees,
                 };
                 vec![
                     EngineUpdate::HeldShard {

@@ -24,10 +24,20 @@
 //! thread), log or store plaintext, a secret or a share, or keep a decrypted
 //! shard past the step that verified it.
 //!
-//! Not yet here (issue 3): requests, replies, forwards, recovery, revocation,
-//! rebuilding records from `root` entries on reindex, and unfollowing feeds
-//! when a flow ends. Content of those types addressed to us is audited as
-//! not handled, and the cursor moves past it.
+//! - **requests** ([`requests`]): the owner asks its custodians
+//!   ([`EngineHandle::start_owner_recovery`]); a custodian forwards its own
+//!   shard to an owner's new identity and asks its co-custodians to do the
+//!   same ([`EngineHandle::start_lost_device_recovery`]). A request asked of
+//!   us is checked (who may ask), recorded `pending`, and released once on
+//!   [`EngineHandle::decide`] (or at once for an auto-approved contact);
+//! - **recovery** ([`recover`]): `reply` / `forward` entries answering our
+//!   requests feed a [`sherd_protocol::recovery::Recovery`]; at `threshold`
+//!   the secret waits in memory for one [`EngineHandle::take_secret`].
+//!
+//! Not yet here: emergency requests, vetoes, revocation and erasure of held
+//! shards (issue 5), rebuilding records from `root` entries on reindex, and
+//! unfollowing feeds when a flow ends. Content of those types addressed to
+//! us is audited as not handled, and the cursor moves past it.
 
 mod actor;
 mod audit;
@@ -35,13 +45,17 @@ mod custodian;
 mod open;
 mod owner;
 pub mod records;
+mod recover;
+mod requests;
 
 use std::sync::Arc;
 
 use sherd_protocol::backup::{BackupError, BackupSpec};
 use sherd_protocol::content::ContentError;
+use sherd_protocol::content::RequestKind;
 use sherd_protocol::envelope::EnvelopeError;
-use sherd_protocol::{BackupId, EntryId, FeedId, Keypair};
+use sherd_protocol::secret::SecretMaterial;
+use sherd_protocol::{BackupId, EntryId, FeedId, Keypair, RequestId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -49,6 +63,16 @@ use crate::net::NetworkHandle;
 use crate::store::{Store, StoreError};
 
 pub use records::{BackupRecord, CustodianRecord, HeldShard};
+pub use requests::{Decision, RequestView};
+
+/// How the engine behaves, beyond its key and store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Test hook (`sherdd --test-tamper-releases`): flip one byte of every
+    /// shard this node releases, to play a byzantine custodian. Never on
+    /// unless that flag is given.
+    pub tamper_releases: bool,
+}
 
 /// Commands waiting for the engine before callers wait.
 const COMMAND_DEPTH: usize = 64;
@@ -62,7 +86,7 @@ pub enum EngineError {
     /// A custodian named for a backup is not a contact of this node: it
     /// would never see its shard, and we would never see its ack.
     #[error("custodian {0} is not a contact; add it as a contact first")]
-    NotAContact(FeedId),
+    NotAContact(Box<FeedId>),
     /// The backup could not be made (threshold, custodians, secret size...).
     #[error(transparent)]
     Backup(#[from] BackupError),
@@ -72,6 +96,61 @@ pub enum EngineError {
     /// Content could not be boxed (a bug: recipients and sizes are checked).
     #[error("cannot box content: {0}")]
     Envelope(#[from] EnvelopeError),
+    /// No backup of this node has this id.
+    #[error("no backup {0} on this node")]
+    UnknownBackup(BackupId),
+    /// This node holds no shard of the owner's (given) backup.
+    #[error("this node holds no shard of {}{owner}", backup.map(|b| format!("backup {b} of ")).unwrap_or_default())]
+    NoShardOf {
+        /// The owner named.
+        owner: Box<FeedId>,
+        /// The backup named, if one was.
+        backup: Option<BackupId>,
+    },
+    /// This node holds shards of several backups of the owner: name one.
+    #[error("this node holds shards of {} backups of that owner; name one", .0.len())]
+    AmbiguousBackup(Vec<BackupId>),
+    /// The new identity named cannot receive the shards.
+    #[error("{0}")]
+    InvalidRecipient(String),
+    /// The recovery of this backup is complete; its secret waits to be taken.
+    #[error("backup {0} is recovered already; take the secret with `sherdctl recover`")]
+    AlreadyRecovered(BackupId),
+    /// No request with this id was asked of this node.
+    #[error("no request {0} was asked of this node")]
+    UnknownRequest(RequestId),
+    /// Several requesters used this request id: name the requester.
+    #[error("{} requesters used this request id; name one", .0.len())]
+    AmbiguousRequest(Vec<FeedId>),
+    /// The request is decided already (released, denied) or expired.
+    #[error("the request is {0}; nothing was changed")]
+    RequestClosed(&'static str),
+    /// The recipient the user verified is not the request's recipient.
+    #[error("the request sends the shard to {actual}, not to {expected}; nothing was released")]
+    RecipientMismatch {
+        /// What the user expected.
+        expected: Box<FeedId>,
+        /// What the request says.
+        actual: Box<FeedId>,
+    },
+    /// Our shard cannot be released: gone or no longer valid.
+    #[error("this node's shard cannot be released: {0}")]
+    ShardUnavailable(String),
+    /// No recovery of this backup on this node.
+    #[error("no recovery of backup {0} on this node")]
+    UnknownRecovery(BackupId),
+    /// The recovery is not complete yet.
+    #[error("not recovered yet: {0}")]
+    NotRecovered(String),
+    /// The secret was handed over already; it is gone from this node.
+    #[error("the secret of backup {0} was handed over already; it is gone from this node")]
+    AlreadyDelivered(BackupId),
+    /// The recovery failed for good.
+    #[error("the recovery failed: {0}")]
+    RecoveryFailed(String),
+    /// Something committed is not where it should be (a bug).
+    #[error("{0}")]
+    Missing(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -138,6 +217,69 @@ pub enum EngineEvent {
         /// Why.
         reason: String,
     },
+    /// An entry addressed to this node was refused.
+    Refused {
+        /// What: `request`, `shard` (a reply or forward).
+        what: &'static str,
+        /// The feed that sent it.
+        peer: FeedId,
+        /// The entry.
+        entry: EntryId,
+        /// Why.
+        reason: String,
+    },
+    /// A recovery request reached this node (as custodian or recipient).
+    RequestReceived {
+        /// The request.
+        request: RequestId,
+        /// Its kind.
+        kind: RequestKind,
+        /// The backup.
+        backup: BackupId,
+        /// Who made it.
+        requester: FeedId,
+        /// Where the shards go.
+        recipient: FeedId,
+    },
+    /// This node released its shard for a request.
+    ShardReleased {
+        /// The request.
+        request: RequestId,
+        /// The backup.
+        backup: BackupId,
+        /// Where it went.
+        recipient: FeedId,
+    },
+    /// A request was denied, by this node or by a custodian of ours.
+    RequestDenied {
+        /// The request.
+        request: RequestId,
+        /// The backup.
+        backup: BackupId,
+        /// Who denied it.
+        by: FeedId,
+    },
+    /// A recovery took one more valid shard.
+    RecoveryProgress {
+        /// The backup.
+        backup: BackupId,
+        /// Valid shards in.
+        shards: usize,
+        /// Needed (0 when not known).
+        threshold: u8,
+    },
+    /// A recovery has its secret, waiting in memory to be taken once.
+    RecoveryComplete {
+        /// The backup.
+        backup: BackupId,
+    },
+    /// A recovery failed for good.
+    RecoveryFailed {
+        /// The backup.
+        backup: BackupId,
+        /// Why.
+        reason: String,
+    },
     /// The engine missed store announcements and rescanned from its cursors.
     Lagged {
         /// How many announcements it missed.
@@ -152,6 +294,26 @@ enum EngineCommand {
         #[cfg(test)]
         tamper: Option<FeedId>,
         reply: oneshot::Sender<Result<CreatedBackup, EngineError>>,
+    },
+    StartOwner {
+        backup: BackupId,
+        reply: oneshot::Sender<Result<RequestView, EngineError>>,
+    },
+    StartLostDevice {
+        owner: FeedId,
+        to: FeedId,
+        backup: Option<BackupId>,
+        reply: oneshot::Sender<Result<RequestView, EngineError>>,
+    },
+    Decide {
+        id: RequestId,
+        from: Option<FeedId>,
+        decision: Decision,
+        reply: oneshot::Sender<Result<RequestView, EngineError>>,
+    },
+    TakeSecret {
+        backup: BackupId,
+        reply: oneshot::Sender<Result<SecretMaterial, EngineError>>,
     },
     CaughtUp(oneshot::Sender<Result<(), EngineError>>),
     Shutdown(oneshot::Sender<()>),
@@ -231,6 +393,55 @@ impl EngineHandle {
         release
     }
 
+    /// As the owner of `backup`, asks every custodian for its shard back.
+    pub async fn start_owner_recovery(&self, backup: BackupId) -> Result<RequestView, EngineError> {
+        self.call(|reply| EngineCommand::StartOwner { backup, reply })
+            .await
+    }
+
+    /// As a custodian of `owner`'s backup (`backup`, needed only if this
+    /// node holds several of `owner`'s), forwards our shard to `to` and asks
+    /// the co-custodians to do the same.
+    pub async fn start_lost_device_recovery(
+        &self,
+        owner: FeedId,
+        to: FeedId,
+        backup: Option<BackupId>,
+    ) -> Result<RequestView, EngineError> {
+        self.call(|reply| EngineCommand::StartLostDevice {
+            owner,
+            to,
+            backup,
+            reply,
+        })
+        .await
+    }
+
+    /// Approves or denies request `id` asked of this node (made by `from`,
+    /// needed only if two requesters used that id). Approving releases our
+    /// shard once; a second decision is refused.
+    pub async fn decide(
+        &self,
+        id: RequestId,
+        from: Option<FeedId>,
+        decision: Decision,
+    ) -> Result<RequestView, EngineError> {
+        self.call(|reply| EngineCommand::Decide {
+            id,
+            from,
+            decision,
+            reply,
+        })
+        .await
+    }
+
+    /// The recovered secret of `backup`, once: afterwards it is gone from
+    /// the node (and the shards that rebuilt it are erased).
+    pub async fn take_secret(&self, backup: BackupId) -> Result<SecretMaterial, EngineError> {
+        self.call(|reply| EngineCommand::TakeSecret { backup, reply })
+            .await
+    }
+
     /// Returns once the engine has processed every entry the store held when
     /// it got this call, with its cursors persisted.
     pub async fn caught_up(&self) -> Result<(), EngineError> {
@@ -264,11 +475,12 @@ pub fn spawn(
     key: Arc<Keypair>,
     store: Store,
     net: NetworkHandle,
+    options: EngineOptions,
 ) -> (EngineHandle, JoinHandle<()>) {
     let (commands, rx) = mpsc::channel(COMMAND_DEPTH);
     let (events, _) = broadcast::channel(EVENT_DEPTH);
     let announced = store.subscribe();
-    let engine = actor::Engine::new(key, store, net, events.clone());
+    let engine = actor::Engine::new(key, store, net, events.clone(), options);
     let task = tokio::spawn(engine.run(rx, announced));
     (EngineHandle { commands, events }, task)
 }

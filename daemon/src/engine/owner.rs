@@ -38,7 +38,7 @@ pub(super) async fn create_backup(
         .map(|(feed, _)| feed)
         .collect();
     if let Some(stranger) = spec.custodians.iter().find(|c| !contacts.contains(c)) {
-        return Err(EngineError::NotAContact(*stranger));
+        return Err(EngineError::NotAContact(Box::new(*stranger)));
     }
     let now = clock::now_ms();
     let mut rng = os_rng();

@@ -7,7 +7,8 @@
 //! id, so that erasing a payload really erases the shard.
 
 use serde::{Deserialize, Serialize};
-use sherd_protocol::{BackupId, EntryId, FeedId};
+use sherd_protocol::content::RequestKind;
+use sherd_protocol::{BackupId, EntryId, FeedId, RequestId};
 
 use crate::store::{Store, StoreError};
 
@@ -59,6 +60,159 @@ pub struct HeldShard {
     /// The feeds followed for this shard: the owner, the co-custodians and
     /// the trustees of its policy (followed again on every start).
     pub follows: Vec<FeedId>,
+    /// Every custodian of the backup, in the owner-signed policy (this node
+    /// included): who may ask the others to forward to a new identity.
+    #[serde(default)]
+    pub custodians: Vec<FeedId>,
+    /// The trustees of the owner-signed policy.
+    #[serde(default)]
+    pub trustees: Vec<FeedId>,
+}
+
+/// This node's part in a recovery request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// This node made it.
+    Requester,
+    /// This node is asked for its shard.
+    Custodian,
+    /// The shards come to this node (a new identity of the owner).
+    Recipient,
+}
+
+/// Where a request stands, from this node's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RequestState {
+    /// Made here, or naming us as recipient: nothing for this node to decide.
+    Open,
+    /// Asked of us; waiting for the user's `approve` or `deny`.
+    Pending,
+    /// Our shard went out in this `reply` / `forward` entry. Final: a
+    /// request releases our shard at most once.
+    Released {
+        /// The entry that carried it.
+        entry: EntryId,
+        /// When, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Refused by us (published as a `deny`). Final.
+    Denied {
+        /// The reason given, if any.
+        reason: Option<String>,
+    },
+    /// It lapsed before it was approved. Final.
+    Expired,
+}
+
+impl RequestState {
+    /// The state's name, as the API shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Pending => "pending",
+            Self::Released { .. } => "released",
+            Self::Denied { .. } => "denied",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// A recovery request: one this node made, was asked, or receives the
+/// shards of. Keyed by (requester, id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// What it is for.
+    pub kind: RequestKind,
+    /// This node's part in it.
+    pub role: Role,
+    /// The backup asked for.
+    pub backup: BackupId,
+    /// The backup's owner.
+    pub owner: FeedId,
+    /// Where the shards go.
+    pub recipient: FeedId,
+    /// The custodians asked.
+    pub custodians: Vec<FeedId>,
+    /// The `request` entry (first one, when it took several envelopes).
+    pub entry: EntryId,
+    /// When this node made or received it, ms since the Unix epoch.
+    pub received_ms: u64,
+    /// When it lapses.
+    pub expires_ms: u64,
+    /// Where it stands.
+    pub state: RequestState,
+}
+
+/// Where a recovery stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RecoveryState {
+    /// Taking shards.
+    Collecting,
+    /// Enough shards are in: the secret is rebuilt in memory (from the
+    /// entries listed in `shards`) until a client takes it once.
+    Complete,
+    /// Handed over to a client; the shards' payloads are erased.
+    Delivered {
+        /// When, ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// The shards combine to nothing: the owner signed inconsistent shards.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RecoveryState {
+    /// The state's name, as the API shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Collecting => "collecting",
+            Self::Complete => "complete",
+            Self::Delivered { .. } => "delivered",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// A shard a recovery took or refused: the entry that carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRef {
+    /// The custodian whose feed it is in.
+    pub custodian: FeedId,
+    /// The `reply` or `forward` entry.
+    pub entry: EntryId,
+    /// Why it was refused (refused shards only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A recovery this node collects shards for, keyed by backup id. It never
+/// holds a shard or the secret: it points at the entries that carry the
+/// shards, and the engine rebuilds the secret from them after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryRecord {
+    /// The backup's owner (the old identity, for a lost device).
+    pub owner: FeedId,
+    /// `owner` or `lost_device`.
+    pub kind: RequestKind,
+    /// Shards needed, when known.
+    pub threshold: Option<u8>,
+    /// When it started, ms since the Unix epoch.
+    pub started_ms: u64,
+    /// The requests feeding it, as (requester, id).
+    pub requests: Vec<(FeedId, RequestId)>,
+    /// The shards taken, in the order taken.
+    pub shards: Vec<ShardRef>,
+    /// The shards refused, with the reasons.
+    pub rejected: Vec<ShardRef>,
+    /// The custodians that denied, with their reasons.
+    pub denied: Vec<(FeedId, Option<String>)>,
+    /// Where it stands.
+    pub state: RecoveryState,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -107,5 +261,50 @@ pub fn held_shards(store: &Store) -> Result<Vec<(BackupId, HeldShard)>, StoreErr
         .held_shard_records()?
         .into_iter()
         .map(|(id, bytes)| Ok((id, decode("held shard", &id, &bytes)?)))
+        .collect()
+}
+
+/// The record of request `id` made by `requester`.
+pub fn request(
+    store: &Store,
+    requester: &FeedId,
+    id: &RequestId,
+) -> Result<Option<RequestRecord>, StoreError> {
+    store
+        .request_record(requester, id)?
+        .map(|bytes| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("request {id} of {requester}: {e}")))
+        })
+        .transpose()
+}
+
+/// Every request record, as (requester, id, record).
+pub fn requests(store: &Store) -> Result<Vec<(FeedId, RequestId, RequestRecord)>, StoreError> {
+    store
+        .request_records()?
+        .into_iter()
+        .map(|(requester, id, bytes)| {
+            let record = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("request {id} of {requester}: {e}")))?;
+            Ok((requester, id, record))
+        })
+        .collect()
+}
+
+/// The recovery of backup `id` on this node, if any.
+pub fn recovery(store: &Store, id: &BackupId) -> Result<Option<RecoveryRecord>, StoreError> {
+    store
+        .recovery_record(id)?
+        .map(|bytes| decode("recovery", id, &bytes))
+        .transpose()
+}
+
+/// Every recovery on this node.
+pub fn recoveries(store: &Store) -> Result<Vec<(BackupId, RecoveryRecord)>, StoreError> {
+    store
+        .recovery_records()?
+        .into_iter()
+        .map(|(id, bytes)| Ok((id, decode("recovery", &id, &bytes)?)))
         .collect()
 }

@@ -45,12 +45,17 @@ fn network() -> NetworkConfig {
 }
 
 async fn start(dir: &Path) -> Node {
+    start_with(dir, super::EngineOptions::default()).await
+}
+
+async fn start_with(dir: &Path, engine: super::EngineOptions) -> Node {
     init_tracing();
     let config = Config {
         data_dir: dir.to_path_buf(),
         passphrase_file: None,
         log: String::new(),
         network: network(),
+        engine,
     };
     assert!(!config.network.mdns);
     Node::start(config, None).await.unwrap()
@@ -143,8 +148,12 @@ impl Net {
     }
 
     async fn restart(&mut self, i: usize) {
+        self.restart_with(i, super::EngineOptions::default()).await;
+    }
+
+    async fn restart_with(&mut self, i: usize, options: super::EngineOptions) {
         assert!(self.custodians[i].is_none(), "stopped first");
-        let node = start(self.dirs[i + 1].path()).await;
+        let node = start_with(self.dirs[i + 1].path(), options).await;
         node.net.dial(self.owner_addr.clone()).await.unwrap();
         self.custodians[i] = Some(node);
     }
@@ -539,7 +548,7 @@ async fn a_backup_needs_contacts_and_a_valid_spec_and_publishes_nothing_otherwis
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EngineError::NotAContact(f) if f == stranger),
+        matches!(&err, EngineError::NotAContact(f) if **f == stranger),
         "{err}"
     );
 
@@ -576,7 +585,12 @@ fn bare(dir: &Path, seed: u8, announce_depth: usize) -> Bare {
             .unwrap();
     let (net, net_task) =
         net::spawn(&key, store.clone(), NetworkConfig::default(), Vec::new()).unwrap();
-    let (engine, task) = super::spawn(key.clone(), store.clone(), net.clone());
+    let (engine, task) = super::spawn(
+        key.clone(),
+        store.clone(),
+        net.clone(),
+        super::EngineOptions::default(),
+    );
     Bare {
         key,
         store,
@@ -773,4 +787,347 @@ async fn a_second_shard_for_a_held_backup_is_not_acked() {
     assert_eq!(duplicate[0]["entry"], shards[1].0.to_string());
     assert_eq!(duplicate[0]["result"], "ignored");
     node.stop().await;
+}
+
+// ---- recovery: requests, approvals, replies and forwards ----
+
+/// The secret `spec` backs up.
+const SECRET: &[u8] = b"correct horse battery staple";
+
+/// Waits until `node` has a request asked of it (as custodian) with `id`.
+async fn wait_for_pending(node: &Node, id: sherd_protocol::RequestId) {
+    eventually("the request reached the custodian", || async {
+        records::requests(&node.store)
+            .unwrap()
+            .into_iter()
+            .find(|(_, rid, r)| *rid == id && r.state == records::RequestState::Pending)
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// Waits until `node`'s recovery of `backup` is complete.
+async fn wait_for_complete(node: &Node, backup: &BackupId) -> records::RecoveryRecord {
+    eventually("the recovery completed", || async {
+        records::recovery(&node.store, backup)
+            .unwrap()
+            .filter(|r| r.state == records::RecoveryState::Complete)
+    })
+    .await
+}
+
+fn approve() -> super::Decision {
+    super::Decision::Approve { to: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_owner_recovers_after_three_approvals_and_each_shard_goes_out_once() {
+    let net = Net::new(5).await;
+    let custodians = net.feeds();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 3))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 5).await;
+
+    let (requester, id, request) = net
+        .owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    assert_eq!(requester, net.owner.key.feed_id());
+    assert_eq!(request.custodians, custodians);
+    assert_eq!(request.role, records::Role::Requester);
+    // Nothing is released without approval: the owner only collects.
+    for i in 0..5 {
+        wait_for_pending(net.custodian(i), id).await;
+    }
+    let early = net.owner.engine.take_secret(created.id).await.unwrap_err();
+    assert!(matches!(early, EngineError::NotRecovered(_)), "{early}");
+
+    // Custodian 0 gets two approvals at once: one release, one refusal.
+    let c0 = net.custodian(0);
+    let (a, b) = tokio::join!(
+        c0.engine.decide(id, None, approve()),
+        c0.engine.decide(id, None, approve())
+    );
+    let outcomes = [a.is_ok(), b.is_ok()];
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{a:?} {b:?}");
+    let refused = if a.is_err() { a } else { b }.unwrap_err();
+    assert!(
+        matches!(refused, EngineError::RequestClosed("released")),
+        "{refused}"
+    );
+    net.custodian(1)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap();
+    // Custodian 2 says no, with a reason the owner sees.
+    let denied = net
+        .custodian(2)
+        .engine
+        .decide(
+            id,
+            None,
+            super::Decision::Deny {
+                reason: Some("call me first".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        denied.2.state,
+        records::RequestState::Denied {
+            reason: Some("call me first".into())
+        }
+    );
+    net.custodian(3)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap();
+
+    let recovery = wait_for_complete(&net.owner, &created.id).await;
+    assert_eq!(recovery.shards.len(), 3);
+    assert_eq!(recovery.threshold, Some(3));
+    assert!(recovery.rejected.is_empty(), "{:?}", recovery.rejected);
+    let secret = net.owner.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+    assert_eq!(secret.label, "wallet seed");
+    // Once: the second take finds it gone, and the shards' payloads erased.
+    let again = net.owner.engine.take_secret(created.id).await.unwrap_err();
+    assert!(matches!(again, EngineError::AlreadyDelivered(_)), "{again}");
+    for taken in &recovery.shards {
+        let entry = net.owner.store.entry(&taken.entry).unwrap().unwrap();
+        assert!(
+            entry.payload.is_none(),
+            "shard payload erased after delivery"
+        );
+    }
+    // The owner heard of the denial.
+    eventually("the owner saw the denial", || async {
+        records::recovery(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| !r.denied.is_empty())
+    })
+    .await;
+    // A decided request stays decided, through a restart of the engine's view.
+    let late = net
+        .custodian(1)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(late, EngineError::RequestClosed("released")),
+        "{late}"
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_identity_recovers_when_a_custodian_starts_a_lost_device_recovery() {
+    let mut net = Net::new(5).await;
+    let custodians = net.feeds();
+    let old = net.owner.key.feed_id();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 3))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 5).await;
+
+    // The owner's device is lost: its node is gone for good.
+    let dir = tempfile::tempdir().unwrap();
+    let new = start(dir.path()).await;
+    let new_feed = new.key.feed_id();
+    // Custodians reach each other and the new node directly now.
+    let c0_addr = addr(net.custodian(0)).await;
+    for i in 1..5 {
+        net.custodian(i).net.dial(c0_addr.clone()).await.unwrap();
+        let a = addr(net.custodian(i)).await;
+        new.net.dial(a).await.unwrap();
+    }
+    new.net.dial(c0_addr).await.unwrap();
+    let owner = std::mem::replace(
+        &mut net.owner,
+        start(tempfile::tempdir().unwrap().path()).await,
+    );
+    assert!(owner.shutdown(LIMIT).await);
+    // The person behind NEW proved who they are to custodian 0, who adds
+    // NEW as a contact so that NEW follows it back.
+    befriend(&new, net.custodian(0)).await;
+
+    // Refused before anything is published: a custodian cannot be NEW.
+    let bad = net
+        .custodian(0)
+        .engine
+        .start_lost_device_recovery(old, custodians[1], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, EngineError::InvalidRecipient(_)), "{bad}");
+
+    let (_, id, request) = net
+        .custodian(0)
+        .engine
+        .start_lost_device_recovery(old, new_feed, None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        request.state,
+        records::RequestState::Released { .. }
+    ));
+    for i in 1..3 {
+        wait_for_pending(net.custodian(i), id).await;
+        // `forward --to NEW`: the custodian checks the recipient it verified.
+        let wrong = net
+            .custodian(i)
+            .engine
+            .decide(id, None, super::Decision::Approve { to: Some(old) })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(wrong, EngineError::RecipientMismatch { .. }),
+            "{wrong}"
+        );
+        net.custodian(i)
+            .engine
+            .decide(id, None, super::Decision::Approve { to: Some(new_feed) })
+            .await
+            .unwrap();
+    }
+    let recovery = wait_for_complete(&new, &created.id).await;
+    assert_eq!(recovery.owner, old);
+    assert_eq!(recovery.shards.len(), 3);
+    let secret = new.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+    assert!(new.shutdown(LIMIT).await);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tampered_shard_is_refused_with_a_reason_and_honest_ones_complete_the_recovery() {
+    let mut net = Net::new(5).await;
+    let custodians = net.feeds();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 3))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 5).await;
+    // Custodian 4 turns byzantine: every shard it releases is corrupted.
+    net.stop(4).await;
+    net.restart_with(
+        4,
+        super::EngineOptions {
+            tamper_releases: true,
+        },
+    )
+    .await;
+
+    let (_, id, _) = net
+        .owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    wait_for_pending(net.custodian(4), id).await;
+    net.custodian(4)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap();
+    let rejected = eventually("the tampered shard was refused", || async {
+        records::recovery(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| !r.rejected.is_empty())
+    })
+    .await;
+    assert_eq!(rejected.rejected[0].custodian, custodians[4]);
+    assert!(
+        rejected.rejected[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| !r.is_empty()),
+        "{:?}",
+        rejected.rejected
+    );
+    assert!(rejected.shards.is_empty());
+    let lines = audit(&net.owner.store);
+    assert_eq!(audit_events(&lines, "shard_refused").len(), 1, "{lines:?}");
+
+    for i in 0..3 {
+        wait_for_pending(net.custodian(i), id).await;
+        net.custodian(i)
+            .engine
+            .decide(id, None, approve())
+            .await
+            .unwrap();
+    }
+    let recovery = wait_for_complete(&net.owner, &created.id).await;
+    assert_eq!(recovery.shards.len(), 3);
+    assert_eq!(recovery.rejected.len(), 1);
+    let secret = net.owner.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_complete_recovery_survives_a_restart_of_the_owner_and_an_auto_approved_contact_releases_at_once()
+ {
+    let net = Net::new(2).await;
+    let custodians = net.feeds();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(custodians.clone(), 2))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 2).await;
+    // Both custodians trust the owner's requests without asking.
+    for i in 0..2 {
+        let write =
+            crate::store::EngineWrite::updates(vec![crate::store::EngineUpdate::AutoApprove {
+                feed: net.owner.key.feed_id(),
+                on: true,
+            }]);
+        net.custodian(i).store.engine_write(write).await.unwrap();
+    }
+    net.owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    wait_for_complete(&net.owner, &created.id).await;
+    for i in 0..2 {
+        let lines = audit(&net.custodian(i).store);
+        assert_eq!(audit_events(&lines, "shard_released").len(), 1, "{lines:?}");
+    }
+
+    // The secret was never stored: after a restart the owner rebuilds it
+    // from the replies it holds, and hands it over once.
+    let Net {
+        owner,
+        custodians: nodes,
+        dirs,
+        ..
+    } = net;
+    assert!(owner.shutdown(LIMIT).await);
+    let owner = start(dirs[0].path()).await;
+    let secret = owner.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+    assert!(matches!(
+        owner.engine.take_secret(created.id).await.unwrap_err(),
+        EngineError::AlreadyDelivered(_)
+    ));
+    assert!(owner.shutdown(LIMIT).await);
+    for node in nodes.into_iter().flatten() {
+        assert!(node.shutdown(LIMIT).await);
+    }
 }

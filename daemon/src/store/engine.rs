@@ -19,9 +19,11 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
-use sherd_protocol::{BackupId, FeedId, Keypair};
+use sherd_protocol::{BackupId, FeedId, Keypair, RequestId};
 
-use super::tables::{BACKUPS, ENGINE_CURSOR, HEADS, HELD_SHARDS};
+use super::tables::{
+    AUTO_APPROVE, BACKUPS, ENGINE_CURSOR, HEADS, HELD_SHARDS, RECOVERIES, REQUESTS,
+};
 use super::writer::{Tables, append_audit, head_seq, insert, set_head, stored_header};
 use super::{Committed, StoreError};
 
@@ -54,8 +56,40 @@ pub enum EngineUpdate {
         /// The record, JSON.
         record: Vec<u8>,
     },
+    /// Puts (or replaces) the record of a recovery request.
+    Request {
+        /// Who made it.
+        requester: FeedId,
+        /// Its id (chosen by the requester).
+        id: RequestId,
+        /// The record, JSON.
+        record: Vec<u8>,
+    },
+    /// Puts (or replaces) the record of a recovery this node collects.
+    Recovery {
+        /// The backup recovered.
+        id: BackupId,
+        /// The record, JSON.
+        record: Vec<u8>,
+    },
+    /// Sets whether requests from `feed` are approved without asking.
+    AutoApprove {
+        /// The contact.
+        feed: FeedId,
+        /// Approve automatically.
+        on: bool,
+    },
     /// Appends one audit record (JSON).
     Audit(Vec<u8>),
+}
+
+/// The key of a request record: the requester's feed, then the request id.
+pub(super) fn request_key(requester: &FeedId, id: &RequestId) -> [u8; 48] {
+    let mut key = [0u8; 48];
+    let (feed, request) = key.split_at_mut(32);
+    feed.copy_from_slice(requester.as_bytes());
+    request.copy_from_slice(&id.0);
+    key
 }
 
 /// Everything the engine concluded from one step, to commit atomically.
@@ -146,6 +180,9 @@ pub(super) fn apply(
     let mut cursors = txn.open_table(ENGINE_CURSOR).map_err(StoreError::db)?;
     let mut backups = txn.open_table(BACKUPS).map_err(StoreError::db)?;
     let mut held = txn.open_table(HELD_SHARDS).map_err(StoreError::db)?;
+    let mut requests = txn.open_table(REQUESTS).map_err(StoreError::db)?;
+    let mut recoveries = txn.open_table(RECOVERIES).map_err(StoreError::db)?;
+    let mut auto_approve = txn.open_table(AUTO_APPROVE).map_err(StoreError::db)?;
     for update in updates {
         match update {
             EngineUpdate::Cursor { feed, seq } => {
@@ -167,6 +204,31 @@ pub(super) fn apply(
             EngineUpdate::HeldShard { id, record } => {
                 held.insert(id.as_bytes(), record.as_slice())
                     .map_err(StoreError::db)?;
+            }
+            EngineUpdate::Request {
+                requester,
+                id,
+                record,
+            } => {
+                requests
+                    .insert(&request_key(&requester, &id), record.as_slice())
+                    .map_err(StoreError::db)?;
+            }
+            EngineUpdate::Recovery { id, record } => {
+                recoveries
+                    .insert(id.as_bytes(), record.as_slice())
+                    .map_err(StoreError::db)?;
+            }
+            EngineUpdate::AutoApprove { feed, on } => {
+                if on {
+                    auto_approve
+                        .insert(feed.as_bytes(), 1)
+                        .map_err(StoreError::db)?;
+                } else {
+                    auto_approve
+                        .remove(feed.as_bytes())
+                        .map_err(StoreError::db)?;
+                }
             }
             EngineUpdate::Audit(record) => {
                 append_audit(t, &record)?;
@@ -213,6 +275,7 @@ pub(super) fn cursors(db: &Database) -> Result<Vec<(FeedId, u64)>, StoreError> {
 pub(super) enum RecordTable {
     Backups,
     HeldShards,
+    Recoveries,
 }
 
 impl RecordTable {
@@ -220,6 +283,7 @@ impl RecordTable {
         match self {
             Self::Backups => BACKUPS,
             Self::HeldShards => HELD_SHARDS,
+            Self::Recoveries => RECOVERIES,
         }
     }
 }
@@ -253,4 +317,53 @@ pub(super) fn records(
             Ok((BackupId(*k.value()), v.value().to_vec()))
         })
         .collect()
+}
+
+/// One request record by requester and id.
+pub(super) fn request(
+    db: &Database,
+    requester: &FeedId,
+    id: &RequestId,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    let requests = txn.open_table(REQUESTS).map_err(StoreError::db)?;
+    Ok(requests
+        .get(&request_key(requester, id))
+        .map_err(StoreError::db)?
+        .map(|v| v.value().to_vec()))
+}
+
+/// Every request record, as (requester, id, record), in key order.
+pub(super) fn requests(db: &Database) -> Result<Vec<(FeedId, RequestId, Vec<u8>)>, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    let requests = txn.open_table(REQUESTS).map_err(StoreError::db)?;
+    requests
+        .iter()
+        .map_err(StoreError::db)?
+        .map(|item| {
+            let (k, v) = item.map_err(StoreError::db)?;
+            let (feed, id) = k.value().split_at(32);
+            let feed: [u8; 32] = feed
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("requests key".into()))?;
+            let id: [u8; 16] = id
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("requests key".into()))?;
+            Ok((
+                feed_key(&feed, "requests")?,
+                RequestId(id),
+                v.value().to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// Whether requests from `feed` are approved without asking.
+pub(super) fn auto_approve(db: &Database, feed: &FeedId) -> Result<bool, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::db)?;
+    let table = txn.open_table(AUTO_APPROVE).map_err(StoreError::db)?;
+    Ok(table
+        .get(feed.as_bytes())
+        .map_err(StoreError::db)?
+        .is_some_and(|v| v.value() == 1))
 }

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::feed::{EntryError, ForkProof};
-use sherd_protocol::{BackupId, EntryId, FeedId, Keypair};
+use sherd_protocol::{BackupId, EntryId, FeedId, Keypair, RequestId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use engine::{EngineUpdate, EngineWrite};
@@ -304,6 +304,35 @@ impl Store {
     /// Every shard this node holds, as (backup id, record JSON).
     pub fn held_shard_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
         engine::records(&self.db, engine::RecordTable::HeldShards)
+    }
+
+    /// The record of a recovery this node collects (JSON).
+    pub fn recovery_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
+        engine::record(&self.db, engine::RecordTable::Recoveries, id)
+    }
+
+    /// Every recovery this node collects, as (backup id, record JSON).
+    pub fn recovery_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
+        engine::records(&self.db, engine::RecordTable::Recoveries)
+    }
+
+    /// The record of request `id` made by `requester` (JSON).
+    pub fn request_record(
+        &self,
+        requester: &FeedId,
+        id: &RequestId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        engine::request(&self.db, requester, id)
+    }
+
+    /// Every request record, as (requester, id, record JSON).
+    pub fn request_records(&self) -> Result<Vec<(FeedId, RequestId, Vec<u8>)>, StoreError> {
+        engine::requests(&self.db)
+    }
+
+    /// Whether recovery requests from `feed` are approved without asking.
+    pub fn auto_approve(&self, feed: &FeedId) -> Result<bool, StoreError> {
+        engine::auto_approve(&self.db, feed)
     }
 
     /// Every contact with its name, in feed order.

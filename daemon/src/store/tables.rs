@@ -45,3 +45,15 @@ pub(crate) const BACKUPS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinitio
 /// The sealed shard itself stays in the `shard` entry's payload.
 pub(crate) const HELD_SHARDS: TableDefinition<'_, &[u8; 32], &[u8]> =
     TableDefinition::new("held_shards");
+/// requester feed ‖ request id -> a recovery request this node made, was
+/// asked, or receives the shards of (JSON, `engine::records`). Its state
+/// (pending, released...) is what makes a release happen at most once.
+pub(crate) const REQUESTS: TableDefinition<'_, &[u8; 48], &[u8]> = TableDefinition::new("requests");
+/// backup id -> a recovery this node collects shards for (JSON,
+/// `engine::records`). It points at the `reply` / `forward` entries taken;
+/// the shards themselves stay in those entries' payloads.
+pub(crate) const RECOVERIES: TableDefinition<'_, &[u8; 32], &[u8]> =
+    TableDefinition::new("recoveries");
+/// feed -> 1 if recovery requests from that contact are approved without asking.
+pub(crate) const AUTO_APPROVE: TableDefinition<'_, &[u8; 32], u8> =
+    TableDefinition::new("auto_approve");
