@@ -115,7 +115,14 @@ impl Testnet {
 
     /// Starts a daemon named `name` and waits until its control API answers.
     pub async fn start(&mut self, name: &str) -> Result<&Daemon, HarnessError> {
-        let daemon = Daemon::start(&self.sherdd, self.root(), name).await?;
+        self.start_with(name, &[]).await
+    }
+
+    /// [`Testnet::start`] with extra `sherdd` arguments (kept for restarts),
+    /// for example the test hook `--test-tamper-releases`.
+    pub async fn start_with(&mut self, name: &str, args: &[&str]) -> Result<&Daemon, HarnessError> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let daemon = Daemon::start(&self.sherdd, self.root(), name, &args).await?;
         self.daemons.push(daemon);
         self.daemons
             .last()
@@ -181,8 +188,29 @@ impl Testnet {
         let root = self.root().to_path_buf();
         let daemon = self.node_mut(name)?;
         daemon.kill().await?;
-        *daemon = Daemon::start(&sherdd, &root, name).await?;
+        let args = daemon.args().to_vec();
+        *daemon = Daemon::start(&sherdd, &root, name, &args).await?;
         Ok(())
+    }
+
+    /// Kills a daemon and deletes its data dir, key included: a lost device.
+    /// The node is gone from the testnet; its name can be used again.
+    pub async fn remove(&mut self, name: &str) -> Result<(), HarnessError> {
+        let index = self
+            .daemons
+            .iter()
+            .position(|d| d.name() == name)
+            .ok_or_else(|| HarnessError::NoSuchNode(name.to_owned()))?;
+        let mut daemon = self.daemons.remove(index);
+        daemon.kill().await?;
+        std::fs::remove_dir_all(daemon.data_dir())
+            .map_err(io(format!("cannot delete {}", daemon.data_dir().display())))
+    }
+
+    /// The `sherdctl` binary beside `sherdd` (for tests and the demo that
+    /// drive a node the way a person would).
+    pub fn sherdctl(&self) -> PathBuf {
+        self.sherdd.with_file_name("sherdctl")
     }
 }
 

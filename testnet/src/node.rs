@@ -20,6 +20,8 @@ pub struct Daemon {
     feed_id: String,
     listen: String,
     client: Client,
+    /// Extra `sherdd` arguments, given again on every restart.
+    args: Vec<String>,
 }
 
 /// The last `n` lines of a file, for error reports.
@@ -34,6 +36,7 @@ impl Daemon {
         sherdd: &Path,
         root: &Path,
         name: &str,
+        args: &[String],
     ) -> Result<Self, HarnessError> {
         let data_dir = root.join(name);
         let log = root.join(format!("{name}.log"));
@@ -55,6 +58,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--mdns", "false"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -119,7 +123,13 @@ impl Daemon {
             feed_id,
             listen,
             client,
+            args: args.to_vec(),
         })
+    }
+
+    /// The extra `sherdd` arguments it was started with.
+    pub fn args(&self) -> &[String] {
+        &self.args
     }
 
     /// The node's name in the testnet.
