@@ -695,8 +695,10 @@ impl ControlBackend for NodeControl {
             .map_err(internal)?
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
-                    "no recovery of backup {backup} on this node; start one with \
-                     `sherdctl request-recovery`"
+                    "no recovery of backup {backup} on this node: as its owner, start one \
+                     with `sherdctl request-recovery {backup}`; as a new identity, wait \
+                     until a custodian's request reaches this node (`sherdctl requests` \
+                     lists what has)"
                 ))
             })?;
         Ok(Self::recovery_view(backup, record))
