@@ -548,10 +548,12 @@ impl ControlBackend for NodeControl {
         }
         // A contact added again later starts from "ask me".
         self.write_auto_approve(feed, false).await?;
-        self.net
-            .unfollow(feed)
+        // Unfollowed only if no flow needs it: a custodian keeps following
+        // the owner of a shard it holds.
+        self.engine
+            .release_follows(vec![feed])
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            .map_err(engine_error)?;
         self.emit(Event::ContactRemoved {
             feed: feed.to_string(),
         });

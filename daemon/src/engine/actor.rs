@@ -191,6 +191,7 @@ impl Engine {
             } => {
                 let _ = reply.send(requests::decide(self, id, from, decision).await);
             }
+            EngineCommand::ReleaseFollows(feeds) => self.release_follows(feeds).await,
             EngineCommand::TakeSecret { backup, reply } => {
                 let _ = reply.send(recover::take_secret(self, backup).await);
             }
@@ -423,6 +424,46 @@ impl Engine {
             // again after a restart, and they had no effect.
             tracing::warn!(error = %e, "engine: cannot persist cursors");
             self.flush_at = Some(Instant::now() + FLUSH_AFTER);
+        }
+    }
+
+    /// Every feed this node must replicate now: its contacts, and the feeds
+    /// its live flows need (held shards, backups, recoveries collecting).
+    pub(super) fn needed_feeds(&self) -> Result<std::collections::BTreeSet<FeedId>, EngineError> {
+        let mut needed: std::collections::BTreeSet<FeedId> = self
+            .store
+            .contacts()?
+            .into_iter()
+            .map(|(feed, _)| feed)
+            .collect();
+        for (_, held) in records::held_shards(&self.store)? {
+            needed.extend(held.follows);
+        }
+        for (_, backup) in records::backups(&self.store)? {
+            needed.extend(backup.custodians.into_iter().map(|c| c.feed));
+        }
+        needed.extend(recover::follows_on_start(self)?);
+        Ok(needed)
+    }
+
+    /// Stops replicating those of `feeds` that nothing needs any more (a
+    /// flow ended, a contact was removed).
+    pub(super) async fn release_follows(&self, feeds: impl IntoIterator<Item = FeedId>) {
+        let needed = match self.needed_feeds() {
+            Ok(needed) => needed,
+            Err(e) => {
+                // Following too much is harmless; dropping a needed feed is not.
+                tracing::warn!(error = %e, "engine: cannot tell which feeds are needed; keeping them all");
+                return;
+            }
+        };
+        for feed in feeds {
+            if feed == self.me || needed.contains(&feed) {
+                continue;
+            }
+            if let Err(e) = self.net.unfollow(feed).await {
+                tracing::warn!(%feed, error = %e, "engine: cannot unfollow");
+            }
         }
     }
 

@@ -34,9 +34,12 @@
 //!   requests feed a [`sherd_protocol::recovery::Recovery`]; at `threshold`
 //!   the secret waits in memory for one [`EngineHandle::take_secret`].
 //!
+//! Follows: a flow follows the feeds it needs while it lives; when it ends
+//! (a recovery delivered) or a contact goes, [`EngineHandle::release_follows`]
+//! unfollows only what nothing else needs.
+//!
 //! Not yet here: emergency requests, vetoes, revocation and erasure of held
-//! shards (issue 5), rebuilding records from `root` entries on reindex, and
-//! unfollowing feeds when a flow ends. Content of those types addressed to
+//! shards (issue 5), and rebuilding records from `root` entries on reindex. Content of those types addressed to
 //! us is audited as not handled, and the cursor moves past it.
 
 mod actor;
@@ -311,6 +314,7 @@ enum EngineCommand {
         decision: Decision,
         reply: oneshot::Sender<Result<RequestView, EngineError>>,
     },
+    ReleaseFollows(Vec<FeedId>),
     TakeSecret {
         backup: BackupId,
         reply: oneshot::Sender<Result<SecretMaterial, EngineError>>,
@@ -440,6 +444,16 @@ impl EngineHandle {
     pub async fn take_secret(&self, backup: BackupId) -> Result<SecretMaterial, EngineError> {
         self.call(|reply| EngineCommand::TakeSecret { backup, reply })
             .await
+    }
+
+    /// Stops replicating those of `feeds` that no contact and no live flow
+    /// needs (for a removed contact: a custodian keeps following the owner
+    /// of a shard it holds, contact or not).
+    pub async fn release_follows(&self, feeds: Vec<FeedId>) -> Result<(), EngineError> {
+        self.commands
+            .send(EngineCommand::ReleaseFollows(feeds))
+            .await
+            .map_err(|_| EngineError::Closed)
     }
 
     /// Returns once the engine has processed every entry the store held when

@@ -404,6 +404,13 @@ pub(super) async fn take_secret(
     let now = clock::now_ms();
     record.state = RecoveryState::Delivered { at_ms: now };
     let erase: Vec<_> = record.shards.iter().map(|s| s.entry).collect();
+    let mut ended = Vec::new();
+    for (requester, id) in &record.requests {
+        ended.push(*requester);
+        if let Some(request) = records::request(&engine.store, requester, id)? {
+            ended.extend(request.custodians);
+        }
+    }
     let line = AuditLine::new(now, "secret_delivered", Outcome::Ok)
         .backup(backup)
         .reason("handed to a client once; the shards are erased");
@@ -416,6 +423,8 @@ pub(super) async fn take_secret(
         })
         .await?;
     erase_shards(engine, &erase).await;
+    // The flow is over: what it followed, and nothing else needs, goes.
+    engine.release_follows(ended).await;
     tracing::info!(%backup, "engine: recovered secret handed over");
     Ok(secret)
 }

@@ -831,6 +831,14 @@ async fn the_owner_recovers_after_three_approvals_and_each_shard_goes_out_once()
         .await
         .unwrap();
     wait_for_acks(&net.owner, &created.id, 5).await;
+    // Custodian 4 drops the owner from its contacts: it still follows the
+    // owner's feed, for the shard it holds.
+    let c4 = net.custodian(4);
+    assert!(c4.store.remove_contact(net.owner.key.feed_id()).await.unwrap());
+    c4.engine
+        .release_follows(vec![net.owner.key.feed_id()])
+        .await
+        .unwrap();
 
     let (requester, id, request) = net
         .owner
