@@ -587,6 +587,7 @@ mod tests {
             requests: vec![],
             rejected: vec![],
             denied: vec![],
+            reason: None,
         }
     }
 

@@ -526,10 +526,11 @@ impl RecoveryProgress {
     /// Why a `failed` recovery failed, as far as the recovery tells: the
     /// denials and refused shards, and where to read more.
     pub(crate) fn failure(&self, recovery: &Recovery, names: &Names) -> String {
-        let mut parts = vec![match recovery.threshold {
+        let mut parts: Vec<String> = recovery.reason.iter().map(|r| clean(r)).collect();
+        parts.push(match recovery.threshold {
             Some(threshold) => format!("{} of {threshold} shards in", recovery.shards),
             None => format!("{} in", plural(recovery.shards, "shard")),
-        }];
+        });
         parts.extend(recovery.denied.iter().map(|d| denied_line(d, names)));
         parts.extend(recovery.rejected.iter().map(|shard| {
             format!(
@@ -976,6 +977,7 @@ id                                kind         role       backup        requeste
             requests: vec!["r".into()],
             rejected: vec![],
             denied: vec![],
+            reason: None,
         }
     }
 

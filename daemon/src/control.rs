@@ -217,7 +217,12 @@ impl NodeControl {
     }
 
     fn recovery_view(backup: BackupId, record: RecoveryRecord) -> Recovery {
+        let reason = match &record.state {
+            records::RecoveryState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        };
         Recovery {
+            reason,
             backup: backup.to_string(),
             owner: record.owner.to_string(),
             kind: kind_name(record.kind).into(),

@@ -515,6 +515,9 @@ pub struct Recovery {
     pub rejected: Vec<RejectedShard>,
     /// Custodians that denied, each with their reason if they gave one.
     pub denied: Vec<Denial>,
+    /// Why it failed, when `state` is `failed`.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// A shard a recovery refused.
