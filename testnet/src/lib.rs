@@ -7,13 +7,17 @@
 //! cannot collide) with mDNS off, and inherits no `SHERD_*` variable from the
 //! caller's environment. Dropping a [`Testnet`] kills every process it
 //! started; if the thread is panicking (a failed test), the data dirs and
-//! logs are kept and their path printed.
+//! logs are kept and their path printed. [`Testnet::close`] stops them and
+//! removes every file in order; [`Testnet::detach`] leaves them running, for
+//! a later [`Detached::stop`].
 
+mod detached;
 mod node;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use detached::{Detached, DetachedNode, Stopped};
 pub use node::Daemon;
 
 /// How long a daemon may take to start answering its control API.
@@ -62,6 +66,30 @@ pub enum HarnessError {
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
     let what = what.into();
     move |source| HarnessError::Io { what, source }
+}
+
+/// Where the harness writes the log (stderr) of the node `name`.
+pub(crate) fn log_path(root: &Path, name: &str) -> PathBuf {
+    root.join(format!("{name}.log"))
+}
+
+/// The last `n` lines of a file (empty if it cannot be read), for error
+/// reports.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `word` as a POSIX shell would need it typed: as is when it holds only
+/// characters no shell treats specially, else in single quotes.
+pub fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Where the `sherdd` binary is: `$SHERD_SHERDD`, else beside the running
@@ -207,6 +235,55 @@ impl Testnet {
             .map_err(io(format!("cannot delete {}", daemon.data_dir().display())))
     }
 
+    /// The log file of the node `name`, also once it was removed (a lost
+    /// device's log outlives its data dir).
+    pub fn log_of(&self, name: &str) -> PathBuf {
+        log_path(self.root(), name)
+    }
+
+    /// Stops every daemon (SIGKILL, waiting for each to exit: nothing is
+    /// left to write into the directory) and then deletes the testnet's
+    /// directory, saying so if it cannot.
+    pub async fn close(mut self) -> Result<(), HarnessError> {
+        for d in &mut self.daemons {
+            d.kill().await?;
+        }
+        match self.root.take() {
+            Some(root) => {
+                let path = root.path().to_owned();
+                root.close()
+                    .map_err(io(format!("cannot delete {}", path.display())))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Leaves every running daemon running and the directory in place, past
+    /// the end of this program: the testnet forgets them. What it returns is
+    /// what [`Detached::stop`] needs to end them later. Stopped daemons are
+    /// not in it.
+    pub fn detach(mut self) -> Detached {
+        let nodes = self
+            .daemons
+            .iter_mut()
+            .filter_map(|d| {
+                let pid = d.detach()?;
+                Some(DetachedNode {
+                    name: d.name().to_owned(),
+                    feed_id: d.feed_id().to_owned(),
+                    pid,
+                    data_dir: d.data_dir().to_owned(),
+                })
+            })
+            .collect();
+        let root = self
+            .root
+            .take()
+            .map(tempfile::TempDir::keep)
+            .unwrap_or_default();
+        Detached { root, nodes }
+    }
+
     /// The `sherdctl` binary beside `sherdd` (for tests and the demo that
     /// drive a node the way a person would).
     pub fn sherdctl(&self) -> PathBuf {
@@ -228,5 +305,23 @@ impl Drop for Testnet {
                 kept.display()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_quote("/tmp/sherd-testnet-Ab1/c1/sherdd.sock"),
+            "/tmp/sherd-testnet-Ab1/c1/sherdd.sock"
+        );
+        assert_eq!(shell_quote("12D3KooWabc"), "12D3KooWabc");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

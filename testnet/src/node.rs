@@ -8,7 +8,7 @@ use sherd_api::Client;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::{HarnessError, START_LIMIT, io};
+use crate::{HarnessError, START_LIMIT, io, log_path, log_tail};
 
 /// A running (or stopped) daemon.
 #[derive(Debug)]
@@ -24,13 +24,6 @@ pub struct Daemon {
     args: Vec<String>,
 }
 
-/// The last `n` lines of a file, for error reports.
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 impl Daemon {
     pub(crate) async fn start(
         sherdd: &Path,
@@ -39,7 +32,7 @@ impl Daemon {
         args: &[String],
     ) -> Result<Self, HarnessError> {
         let data_dir = root.join(name);
-        let log = root.join(format!("{name}.log"));
+        let log = log_path(root, name);
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -53,8 +46,11 @@ impl Daemon {
                 command.env_remove(&key);
             }
         }
+        // Plain text in the log: it is read in files and error reports, not
+        // on a terminal.
         command
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--mdns", "false"])
@@ -69,7 +65,7 @@ impl Daemon {
         let failed = |reason: String| HarnessError::Start {
             name: name.to_owned(),
             reason,
-            log_tail: tail(&log, 20),
+            log_tail: log_tail(&log, 20),
         };
 
         // The banner on stdout gives the feed id and the bound address.
@@ -96,9 +92,14 @@ impl Daemon {
             return Err(failed(format!("no banner within {START_LIMIT:?}")));
         }
         let (Some(feed_id), Some(listen)) = (feed_id, listen) else {
-            let status = child.try_wait().ok().flatten();
+            // Its stdout is closed: it has exited, or is about to.
+            let status = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let status = match status {
+                Ok(Ok(status)) => status.to_string(),
+                _ => "still running, with its stdout closed".into(),
+            };
             return Err(failed(format!(
-                "it exited ({status:?}) before saying where it listens"
+                "it exited ({status}) before saying where it listens"
             )));
         };
         if !listen.starts_with("/ip4/127.0.0.1/") {
@@ -157,6 +158,11 @@ impl Daemon {
         &self.log
     }
 
+    /// Its control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.data_dir.join(sherd_api::SOCKET_NAME)
+    }
+
     /// A control API client for it.
     pub fn client(&self) -> &Client {
         &self.client
@@ -167,9 +173,9 @@ impl Daemon {
         self.child.as_ref().and_then(Child::id)
     }
 
-    /// The `sherdctl` line to talk to it by hand.
+    /// The `sherdctl` line to talk to it by hand (a command follows).
     pub fn sherdctl_line(&self) -> String {
-        format!("sherdctl --data-dir {}", self.data_dir.display())
+        sherdctl_line(&self.socket())
     }
 
     pub(crate) fn api_error(&self, source: sherd_api::ClientError) -> HarnessError {
@@ -192,7 +198,7 @@ impl Daemon {
             return Ok(());
         };
         if let Some(pid) = child.id() {
-            send_sigterm(pid);
+            send_signal(pid, "TERM");
         }
         match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
             Ok(_) => Ok(()),
@@ -201,10 +207,22 @@ impl Daemon {
                 Err(HarnessError::Start {
                     name: self.name.clone(),
                     reason: "did not stop within 15 s of SIGTERM (killed)".into(),
-                    log_tail: tail(&self.log, 20),
+                    log_tail: log_tail(&self.log, 20),
                 })
             }
         }
+    }
+
+    /// Lets the process outlive this handle and the harness: it is no longer
+    /// killed on drop. Returns its pid, if it runs.
+    pub(crate) fn detach(&mut self) -> Option<u32> {
+        let child = self.child.take()?;
+        let pid = child.id();
+        // `kill_on_drop` is fixed at spawn and cannot be undone, so the one
+        // way to leave the daemon running is to never drop its handle. This
+        // leaks a handle per daemon, once, in a program about to exit.
+        std::mem::forget(child);
+        pid
     }
 
     /// SIGKILL without waiting (for `Drop`); tokio reaps the process.
@@ -215,10 +233,22 @@ impl Daemon {
     }
 }
 
-/// Sends SIGTERM through kill(1): the harness stays free of `unsafe`.
-fn send_sigterm(pid: u32) {
-    // If kill(1) fails, the caller's wait times out and it falls back to SIGKILL.
+/// Sends a signal (`TERM`, `KILL`) through kill(1): the harness stays free
+/// of `unsafe`. If kill(1) fails, the caller's wait for the process to end
+/// times out and says so.
+pub(crate) fn send_signal(pid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// `sherdctl --socket SOCKET`, quoted for a shell.
+pub(crate) fn sherdctl_line(socket: &Path) -> String {
+    format!(
+        "sherdctl --socket {}",
+        crate::shell_quote(&socket.to_string_lossy())
+    )
 }

@@ -834,7 +834,12 @@ async fn the_owner_recovers_after_three_approvals_and_each_shard_goes_out_once()
     // Custodian 4 drops the owner from its contacts: it still follows the
     // owner's feed, for the shard it holds.
     let c4 = net.custodian(4);
-    assert!(c4.store.remove_contact(net.owner.key.feed_id()).await.unwrap());
+    assert!(
+        c4.store
+            .remove_contact(net.owner.key.feed_id())
+            .await
+            .unwrap()
+    );
     c4.engine
         .release_follows(vec![net.owner.key.feed_id()])
         .await
