@@ -2,8 +2,12 @@
 //! store, joins the network, serves the control API on a Unix socket in the
 //! data dir, and stops cleanly on SIGINT or SIGTERM.
 //!
-//! Exit codes: 0 after a clean stop, 1 when the node cannot start (the
-//! message says why and what to do), 2 for a usage error.
+//! `sherdd reindex` instead rebuilds the store's indexes from its entries,
+//! with the daemon stopped, and exits.
+//!
+//! Exit codes: 0 after a clean stop or a finished reindex, 1 when the node
+//! cannot start or the reindex fails (the message says why and what to do),
+//! 2 for a usage error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sherd_daemon::config::{Config, Overrides};
 use sherd_daemon::control::NodeControl;
 use sherd_daemon::keys::{self, KeyFileKind, Passphrase};
 use sherd_daemon::node::Node;
+use sherd_daemon::store::Store;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 
@@ -26,12 +31,15 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Without a command, sherdd runs the node.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The config file (TOML). Default: config.toml in the data dir, if present.
-    #[arg(long, env = "SHERD_CONFIG", value_name = "PATH")]
+    #[arg(long, env = "SHERD_CONFIG", value_name = "PATH", global = true)]
     config: Option<PathBuf>,
     /// Where the key, the store and the control socket live.
     /// Default: $XDG_DATA_HOME/sherd, else ~/.local/share/sherd.
-    #[arg(long, env = "SHERD_DATA_DIR", value_name = "DIR")]
+    #[arg(long, env = "SHERD_DATA_DIR", value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// An address to listen on (repeat for several), e.g. /ip4/127.0.0.1/tcp/0.
     #[arg(
@@ -62,15 +70,49 @@ struct Args {
     test_tamper_releases: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Rebuild the store's indexes from its entries (stop the daemon first)
+    ///
+    /// Clears the entry-id index and the feed heads and writes them again
+    /// from the stored entries, checking every feed's chain (sequence,
+    /// backlinks, signatures) on the way. A damaged feed stops it with
+    /// nothing changed. Refused while a daemon has the store open; needs
+    /// neither the key nor its passphrase.
+    Reindex,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
+    let result = match args.command {
+        Some(Command::Reindex) => reindex(args.config, args.data_dir),
+        None => run(args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sherdd: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sherdd reindex`: the store only, so no key is loaded and no passphrase asked for.
+fn reindex(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        config,
+        data_dir,
+        ..Overrides::default()
+    };
+    let config = Config::resolve(overrides, sherd_api::default_data_dir())?;
+    let report = Store::reindex(&config.store_path())?;
+    println!(
+        "reindexed {} feeds, {} entries in {:.2} s",
+        report.feeds,
+        report.entries,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -116,6 +158,10 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result<()> {
     let node = Node::start(config, passphrase).await?;
+    // Watched from before the banner, which tells a supervisor the node is
+    // up: a SIGTERM sent as soon as it is read is then a clean stop, not the
+    // default disposition's death.
+    let stop = StopSignals::watch()?;
     let listening = wait_for_listen_addrs(&node).await;
     println!("sherdd {}", env!("CARGO_PKG_VERSION"));
     println!("  feed    {}", node.key.feed_id());
@@ -146,7 +192,7 @@ async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result
     });
 
     let result = tokio::select! {
-        signal = shutdown_signal() => signal,
+        () = stop.wait() => Ok(()),
         served = &mut api => match served {
             Ok(Ok(())) => Err(anyhow::anyhow!("the control API stopped unexpectedly")),
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("cannot serve the control API")),
@@ -178,12 +224,26 @@ async fn wait_for_listen_addrs(node: &Node) -> Vec<libp2p::Multiaddr> {
     }
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, watched from the moment this is made.
+struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn watch() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+        })
     }
-    Ok(())
+
+    /// Until one of them arrives (or arrived since [`StopSignals::watch`]).
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }

@@ -1,6 +1,8 @@
-//! `sherdd` as a black box: what a user sees when it cannot start.
+//! `sherdd` as a black box: what a user sees when it cannot start, and
+//! `sherdd reindex` beside and after a running daemon.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn sherdd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sherdd"));
@@ -58,4 +60,207 @@ fn a_key_file_others_can_read_is_refused_with_the_fix() {
         err.contains(&format!("chmod 600 {}", key.display())),
         "{err}"
     );
+}
+
+/// A `sherdd` started by a test: killed and reaped on drop, whatever the
+/// test's fate.
+struct Running {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Starts a daemon on loopback, mDNS off, and waits (bounded) for its banner.
+    fn start(data: &std::path::Path, log: std::path::PathBuf) -> Self {
+        use std::io::BufRead;
+        use std::process::Stdio;
+
+        let child = sherdd()
+            .env("RUST_LOG", "info")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--mdns", "false"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut running = Self { child, log };
+        let stdout = running.child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads to the end, so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.trim_start().starts_with("listen ") => return running,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "sherdd gave no banner within {LIMIT:?}; its log:\n{}",
+                    running.log_text()
+                ),
+            }
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM (through kill(1): no `unsafe` here), then a bounded wait for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sherdd did not stop within {LIMIT:?} of SIGTERM; its log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{status}; its log:\n{}", self.log_text());
+    }
+}
+
+/// How long any one wait of these tests may take.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `command` to its end within [`LIMIT`] (killed past it), capturing both streams.
+fn output_within(mut command: Command, dir: &std::path::Path) -> std::process::Output {
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: std::fs::read(out).unwrap(),
+        stderr: std::fs::read(err).unwrap(),
+    }
+}
+
+#[test]
+fn reindex_is_refused_beside_a_running_daemon_and_works_once_it_stopped() {
+    use sherd_daemon::store::{IncomingEntry, Store};
+    use sherd_protocol::Keypair;
+    use sherd_protocol::entry::{PayloadKind, SignedHeader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let reindex = || {
+        let mut c = sherdd();
+        c.arg("reindex").arg("--data-dir").arg(&data);
+        c
+    };
+
+    let daemon = Running::start(&data, dir.path().join("sherdd.log"));
+    let out = output_within(reindex(), dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "sherdd: a daemon is running on this data dir; stop it first ({} is open in another process)\n",
+            data.join("store.redb").display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+    daemon.stop();
+
+    // Feeds of two peers in the store the daemon left, as replication would
+    // have put them there.
+    let store_path = data.join("store.redb");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (feeds, entries) = rt.block_on(async {
+        let (store, thread) = Store::open(
+            &store_path,
+            std::sync::Arc::new(Keypair::from_seed(&[1; 32])),
+        )
+        .unwrap();
+        for (seed, n) in [(2u8, 3usize), (3, 5)] {
+            let kp = Keypair::from_seed(&[seed; 32]);
+            let mut run: Vec<IncomingEntry> = Vec::new();
+            for i in 0..n {
+                let payload = format!("{{\"n\":{i}}}").into_bytes();
+                let prev = run.last().map(|e| &e.header);
+                let header = SignedHeader::sign_next(
+                    &kp,
+                    prev,
+                    1_700_000_000_000,
+                    PayloadKind::Public,
+                    &payload,
+                )
+                .unwrap();
+                run.push(IncomingEntry {
+                    header,
+                    payload: Some(payload),
+                });
+            }
+            let out = store
+                .ingest(kp.feed_id(), run, 1_700_000_000_000)
+                .await
+                .unwrap();
+            assert_eq!(out.appended, n);
+        }
+        let feeds = store.feeds().unwrap();
+        drop(store);
+        thread.join();
+        (feeds.len(), feeds.iter().map(|(_, seq)| seq).sum::<u64>())
+    });
+    assert!(
+        feeds >= 2 && entries >= 8,
+        "{feeds} feeds, {entries} entries"
+    );
+
+    let out = output_within(reindex(), dir.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seconds = stdout
+        .strip_prefix(&format!("reindexed {feeds} feeds, {entries} entries in "))
+        .and_then(|rest| rest.strip_suffix(" s\n"))
+        .unwrap_or_else(|| panic!("unexpected summary: {stdout:?}"));
+    assert!(seconds.parse::<f64>().is_ok(), "{stdout:?}");
+    assert!(out.stderr.is_empty());
+
+    // The daemon starts again on the reindexed store.
+    Running::start(&data, dir.path().join("sherdd-2.log")).stop();
 }

@@ -13,9 +13,13 @@
 //! that does not verify, whatever raced to write it. Reads ([`Store::head`],
 //! [`Store::entries`], ...) run in their own MVCC read transactions on any
 //! thread and never wait for the writer.
+//!
+//! The entry-id index and the heads are derived from the entries;
+//! [`Store::reindex`] rebuilds them offline (`store/reindex.rs`).
 
 mod engine;
 mod read;
+mod reindex;
 mod tables;
 mod writer;
 
@@ -30,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use engine::{EngineUpdate, EngineWrite};
 pub use read::StoredEntry;
+pub use reindex::{ReindexError, ReindexReport};
 
 /// How many commands the writer takes into one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -178,6 +183,14 @@ impl Store {
     /// Opens (or creates) the store at `path`; `me` signs the node's own entries.
     pub fn open(path: &Path, me: Arc<Keypair>) -> Result<(Self, StoreThread), StoreError> {
         Self::open_with_announce_depth(path, me, ANNOUNCE_DEPTH)
+    }
+
+    /// Rebuilds the derived tables (the entry-id index and the feed heads)
+    /// of the store at `path` from its entries, checking every feed's chain
+    /// on the way; offline: refused while a daemon has the store open. One
+    /// transaction: on any error nothing is written.
+    pub fn reindex(path: &Path) -> Result<ReindexReport, ReindexError> {
+        reindex::run(path)
     }
 
     /// [`Store::open`] keeping only `depth` announcements for a slow

@@ -18,10 +18,12 @@ pub(crate) const ENTRIES: TableDefinition<'_, (&[u8; 32], u64), &[u8; 182]> =
 pub(crate) const PAYLOADS: TableDefinition<'_, (&[u8; 32], u64), &[u8]> =
     TableDefinition::new("payloads");
 /// entry id -> (author, seq): find an entry by its id. The one table keyed
-/// by a hash, so its inserts land all over the tree.
+/// by a hash, so its inserts land all over the tree. Derived from [`ENTRIES`]:
+/// `reindex.rs` rebuilds it (as every table derived from them must be).
 pub(crate) const ENTRY_IDS: TableDefinition<'_, &[u8; 32], (&[u8; 32], u64)> =
     TableDefinition::new("entry_ids");
-/// author -> seq of the feed's latest entry.
+/// author -> seq of the feed's latest entry. Derived from [`ENTRIES`], rebuilt
+/// by `reindex.rs`.
 pub(crate) const HEADS: TableDefinition<'_, &[u8; 32], u64> = TableDefinition::new("heads");
 /// author -> fork proof (two signed headers): the feed is not followed past it.
 pub(crate) const FORKS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("forks");

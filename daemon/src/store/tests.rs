@@ -406,3 +406,479 @@ fn a_store_of_another_layout_version_is_refused() {
     assert!(payloads.get(&[7; 32]).unwrap().is_some());
     drop(me);
 }
+
+// `sherdd reindex` (`store/reindex.rs`).
+
+mod reindex {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use redb::{ReadableDatabase, ReadableTable};
+    use sherd_protocol::entry::{DecodeError, PayloadKind, SignedHeader};
+    use sherd_protocol::feed::EntryError;
+    use sherd_protocol::{EntryId, FeedId, Keypair};
+
+    use super::{NOW, chain, open};
+    use crate::store::tables::{ENTRIES, ENTRY_IDS, HEADS};
+    use crate::store::{IncomingEntry, ReindexError, Store, StoredEntry};
+
+    /// What reads through the derived tables see, and what they must see
+    /// again after a reindex.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        feeds: Vec<(FeedId, u64)>,
+        heads: Vec<Option<SignedHeader>>,
+        by_id: Vec<(EntryId, Option<StoredEntry>)>,
+        forks: Vec<Option<u64>>,
+        contacts: Vec<(FeedId, String)>,
+        audit: Vec<(u64, Vec<u8>)>,
+    }
+
+    fn seen(store: &Store, authors: &[FeedId]) -> Seen {
+        let mut by_id = Vec::new();
+        for author in authors {
+            for e in store.entries(author, 1, usize::MAX).unwrap() {
+                let id = e.header.id();
+                by_id.push((id, store.entry(&id).unwrap()));
+            }
+        }
+        Seen {
+            feeds: store.feeds().unwrap(),
+            heads: authors.iter().map(|a| store.head(a).unwrap()).collect(),
+            by_id,
+            forks: authors
+                .iter()
+                .map(|a| store.fork(a).unwrap().map(|p| p.seq()))
+                .collect(),
+            contacts: store.contacts().unwrap(),
+            audit: store.audit_log(1, usize::MAX).unwrap(),
+        }
+    }
+
+    /// The raw rows of `entry_ids`, `heads` and `entries`.
+    #[derive(Debug, PartialEq)]
+    struct Raw {
+        ids: Vec<([u8; 32], [u8; 32], u64)>,
+        heads: Vec<([u8; 32], u64)>,
+        entries: Vec<([u8; 32], u64, [u8; 182])>,
+    }
+
+    fn raw(path: &Path) -> Raw {
+        let db = redb::Database::open(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let ids = txn.open_table(ENTRY_IDS).unwrap();
+        let ids = ids
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let (author, seq) = v.value();
+                (*k.value(), *author, seq)
+            })
+            .collect();
+        let heads = txn.open_table(HEADS).unwrap();
+        let heads = heads
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (*k.value(), v.value())
+            })
+            .collect();
+        let entries = txn.open_table(ENTRIES).unwrap();
+        let entries = entries
+            .iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let (author, seq) = k.value();
+                (*author, seq, *v.value())
+            })
+            .collect();
+        Raw {
+            ids,
+            heads,
+            entries,
+        }
+    }
+
+    /// Empties both derived tables, behind the store's back.
+    fn wipe_index(path: &Path) {
+        let db = redb::Database::open(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(ENTRY_IDS)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.open_table(HEADS).unwrap().retain(|_, _| false).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn reindex_rebuilds_the_entry_id_index_and_the_heads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let me = Arc::new(Keypair::from_seed(&[1; 32]));
+        let long = Keypair::from_seed(&[2; 32]);
+        let short = Keypair::from_seed(&[3; 32]);
+        let forked = Keypair::from_seed(&[4; 32]);
+        let authors = [
+            me.feed_id(),
+            long.feed_id(),
+            short.feed_id(),
+            forked.feed_id(),
+        ];
+
+        let (store, thread) = open(dir.path(), &me);
+        // Our own feed, one payload erased.
+        let mut first = None;
+        for i in 0..20 {
+            let h = store
+                .publish(
+                    PayloadKind::Public,
+                    format!("{{\"i\":{i}}}").into_bytes(),
+                    NOW,
+                )
+                .await
+                .unwrap();
+            first.get_or_insert(h);
+        }
+        assert!(store.erase_payload(first.unwrap().id()).await.unwrap());
+        // A feed longer than one verification batch, so the chain is carried
+        // from one batch to the next.
+        let long_len = super::super::reindex::BATCH + 7;
+        let out = store
+            .ingest(long.feed_id(), chain(&long, long_len), NOW)
+            .await
+            .unwrap();
+        assert_eq!(out.appended, long_len);
+        store
+            .ingest(short.feed_id(), chain(&short, 1), NOW)
+            .await
+            .unwrap();
+        // A forked feed: its proof is primary state and stays.
+        let entries = chain(&forked, 3);
+        store
+            .ingest(forked.feed_id(), entries.clone(), NOW)
+            .await
+            .unwrap();
+        let other = SignedHeader::sign_next(
+            &forked,
+            Some(&entries[0].header),
+            NOW,
+            PayloadKind::Public,
+            b"{}",
+        )
+        .unwrap();
+        store
+            .ingest(
+                forked.feed_id(),
+                vec![IncomingEntry {
+                    header: other,
+                    payload: None,
+                }],
+                NOW,
+            )
+            .await
+            .unwrap();
+        store
+            .set_contact(short.feed_id(), "short".into())
+            .await
+            .unwrap();
+        store.audit(b"{\"n\":1}".to_vec()).await.unwrap();
+
+        let before = seen(&store, &authors);
+        assert_eq!(before.by_id.len(), 20 + long_len + 1 + 3);
+        assert!(before.by_id.iter().all(|(_, e)| e.is_some()));
+        assert_eq!(before.forks[3], Some(2));
+        drop(store);
+        thread.join();
+        let raw_before = raw(&path);
+
+        // Lose both derived tables, and leave a stale row behind in each.
+        wipe_index(&path);
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(ENTRY_IDS)
+                .unwrap()
+                .insert(&[9; 32], (me.feed_id().as_bytes(), 1))
+                .unwrap();
+            txn.open_table(HEADS)
+                .unwrap()
+                .insert(long.feed_id().as_bytes(), 2)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        {
+            let (store, thread) = open(dir.path(), &me);
+            assert_ne!(seen(&store, &authors), before, "the index is broken");
+            drop(store);
+            thread.join();
+        }
+
+        let report = Store::reindex(&path).unwrap();
+        assert_eq!(report.feeds, 4);
+        assert_eq!(report.entries, before.by_id.len() as u64);
+
+        let raw_after = raw(&path);
+        assert_eq!(raw_after.ids, raw_before.ids, "entry_ids, row for row");
+        assert_eq!(raw_after.heads, raw_before.heads, "heads, row for row");
+        assert_eq!(raw_after.entries, raw_before.entries);
+        let (store, thread) = open(dir.path(), &me);
+        assert_eq!(seen(&store, &authors), before);
+        assert!(store.entry(&EntryId([9; 32])).unwrap().is_none());
+        // The writer goes on from the rebuilt head.
+        let next = store
+            .publish(PayloadKind::Public, b"{}".to_vec(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(next.header().seq, 21);
+        drop(store);
+        thread.join();
+
+        // A second reindex finds the same.
+        assert_eq!(Store::reindex(&path).unwrap().entries, report.entries + 1);
+    }
+
+    type EntriesTable<'t> = redb::Table<'t, (&'static [u8; 32], u64), &'static [u8; 182]>;
+
+    /// One way a stored feed can be damaged, and what reindex must say.
+    struct Damage {
+        name: &'static str,
+        /// Changes the `entries` table; gets the damaged feed's entries.
+        apply: fn(&mut EntriesTable<'_>, &[IncomingEntry], &Keypair),
+        /// The error expected, given the damaged feed.
+        expect: fn(&FeedId, &ReindexError) -> bool,
+    }
+
+    fn bytes_of(e: &IncomingEntry) -> [u8; 182] {
+        *e.header.as_bytes()
+    }
+
+    const DAMAGES: &[Damage] = &[
+        Damage {
+            name: "a flipped signature byte",
+            apply: |t, e, _| {
+                let mut b = bytes_of(&e[4]);
+                b[150] ^= 0x01;
+                t.insert((&e[4].header.header().author, 5), &b).unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 5, problem: EntryError::BadSignature } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "a flipped byte of the signed header",
+            apply: |t, e, _| {
+                let mut b = bytes_of(&e[9]);
+                b[100] ^= 0x80; // in the payload hash
+                t.insert((&e[9].header.header().author, 10), &b).unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 10, problem: EntryError::BadSignature } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "a missing entry",
+            apply: |t, e, _| {
+                t.remove((&e[2].header.header().author, 3)).unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 4, problem: EntryError::WrongSeq { expected: 3, found: 4 } } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "a missing first entry",
+            apply: |t, e, _| {
+                t.remove((&e[0].header.header().author, 1)).unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 2, problem: EntryError::WrongSeq { expected: 1, found: 2 } } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "another validly signed entry in the middle",
+            apply: |t, e, kp| {
+                let other = SignedHeader::sign_next(
+                    kp,
+                    Some(&e[1].header),
+                    NOW,
+                    PayloadKind::Public,
+                    b"{}",
+                )
+                .unwrap();
+                t.insert((&e[2].header.header().author, 3), other.as_bytes())
+                    .unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 4, problem: EntryError::WrongBacklink } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "a header that does not decode",
+            apply: |t, e, _| {
+                let mut b = bytes_of(&e[1]);
+                b[0] = 2; // format version
+                t.insert((&e[1].header.header().author, 2), &b).unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 2, problem: EntryError::Decode(DecodeError::UnknownVersion(2)) } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "an entry stored under another seq",
+            apply: |t, e, _| {
+                t.insert((&e[5].header.header().author, 7), &bytes_of(&e[5]))
+                    .unwrap();
+            },
+            expect: |f, err| matches!(err, ReindexError::Damaged { feed, seq: 7, problem: EntryError::WrongSeq { expected: 7, found: 6 } } if feed.as_ref() == f),
+        },
+        Damage {
+            name: "an entry stored under another feed",
+            apply: |t, e, _| {
+                let intruder = Keypair::from_seed(&[0xee; 32]).feed_id();
+                t.insert((intruder.as_bytes(), 1), &bytes_of(&e[0]))
+                    .unwrap();
+            },
+            expect: |_, err| {
+                let intruder = Keypair::from_seed(&[0xee; 32]).feed_id();
+                matches!(err, ReindexError::Damaged { feed, seq: 1, problem: EntryError::WrongAuthor } if **feed == intruder)
+            },
+        },
+        Damage {
+            name: "entries under a key that is not a feed id",
+            apply: |t, e, _| {
+                // The all-zero key is a point of small order.
+                t.insert((&[0; 32], 1), &bytes_of(&e[0])).unwrap();
+            },
+            expect: |_, err| matches!(err, ReindexError::BadAuthor { key } if *key == "00".repeat(32)),
+        },
+    ];
+
+    #[tokio::test]
+    async fn a_damaged_feed_stops_reindex_and_nothing_is_written() {
+        for damage in DAMAGES {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("store.redb");
+            let me = Arc::new(Keypair::from_seed(&[1; 32]));
+            let a = Keypair::from_seed(&[5; 32]);
+            let b = Keypair::from_seed(&[6; 32]);
+            // The damaged feed is the one that sorts last, so that a sound
+            // feed is reindexed (in the transaction) before the damage is met.
+            let (sound, damaged) = if a.feed_id().as_bytes() < b.feed_id().as_bytes() {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            let damaged_entries = chain(&damaged, 12);
+            let (store, thread) = open(dir.path(), &me);
+            store
+                .ingest(sound.feed_id(), chain(&sound, 12), NOW)
+                .await
+                .unwrap();
+            store
+                .ingest(damaged.feed_id(), damaged_entries.clone(), NOW)
+                .await
+                .unwrap();
+            drop(store);
+            thread.join();
+
+            wipe_index(&path);
+            {
+                let db = redb::Database::open(&path).unwrap();
+                let txn = db.begin_write().unwrap();
+                (damage.apply)(
+                    &mut txn.open_table(ENTRIES).unwrap(),
+                    &damaged_entries,
+                    &damaged,
+                );
+                txn.commit().unwrap();
+            }
+            let before = raw(&path);
+            assert!(before.ids.is_empty() && before.heads.is_empty());
+
+            let err = Store::reindex(&path).unwrap_err();
+            assert!(
+                (damage.expect)(&damaged.feed_id(), &err),
+                "{}: {err:?}",
+                damage.name
+            );
+            assert!(
+                err.to_string().starts_with("the store is damaged: ")
+                    && err
+                        .to_string()
+                        .ends_with("; nothing was changed (restore the data dir from a backup)"),
+                "{}: {err}",
+                damage.name
+            );
+            assert_eq!(raw(&path), before, "{}: nothing written", damage.name);
+        }
+    }
+
+    #[test]
+    fn the_damage_is_named_with_the_feed_and_seq() {
+        let feed = Keypair::from_seed(&[6; 32]).feed_id();
+        let err = ReindexError::Damaged {
+            feed: Box::new(feed),
+            seq: 4,
+            problem: EntryError::WrongBacklink,
+        };
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the store is damaged: feed {feed}, entry #4: backlink does not match the head of the feed; nothing was changed (restore the data dir from a backup)"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn reindex_is_refused_while_the_store_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let me = Arc::new(Keypair::from_seed(&[1; 32]));
+        let (store, thread) = open(dir.path(), &me);
+        store
+            .publish(PayloadKind::Public, b"{}".to_vec(), NOW)
+            .await
+            .unwrap();
+        let err = Store::reindex(&path).unwrap_err();
+        assert!(matches!(err, ReindexError::InUse { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "a daemon is running on this data dir; stop it first ({} is open in another process)",
+                path.display()
+            )
+        );
+        // The store goes on, untouched.
+        store
+            .publish(PayloadKind::Public, b"{}".to_vec(), NOW)
+            .await
+            .unwrap();
+        drop(store);
+        thread.join();
+        let report = Store::reindex(&path).unwrap();
+        assert_eq!((report.feeds, report.entries), (1, 2));
+    }
+
+    #[test]
+    fn reindex_of_a_missing_store_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let err = Store::reindex(&path).unwrap_err();
+        assert!(matches!(err, ReindexError::NoStore { .. }), "{err:?}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn reindex_refuses_another_layout_version() {
+        use crate::store::StoreError;
+        use crate::store::tables::{META, SCHEMA_VERSION};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", SCHEMA_VERSION + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Store::reindex(&path).unwrap_err();
+        assert!(
+            matches!(err, ReindexError::Store(StoreError::Version { found, .. }) if found == SCHEMA_VERSION + 1),
+            "{err:?}"
+        );
+    }
+}

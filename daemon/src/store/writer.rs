@@ -65,7 +65,8 @@ pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
     Ok(db)
 }
 
-fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
+/// A write transaction committed with immediate durability and two-phase commit.
+pub(super) fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
     let mut txn = db.begin_write().map_err(StoreError::db)?;
     txn.set_durability(Durability::Immediate)
         .map_err(StoreError::db)?;
