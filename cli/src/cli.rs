@@ -69,10 +69,15 @@ pub(crate) enum Command {
     Backup(BackupCommand),
     /// List the shards this node holds for others
     Shards,
+    /// List the backups this node may ask for as a trustee (emergency access)
+    Grants,
     /// Ask custodians for the shards of a backup
     ///
     /// Two shapes. The owner, on its own node: `request-recovery BACKUP` asks
-    /// every custodian of BACKUP to send its shard back. A custodian, for an
+    /// every custodian of BACKUP to send its shard back. A trustee, the same
+    /// way, for a backup it was granted emergency access to (`sherdctl
+    /// grants`): the owner is told and may veto during the backup's veto
+    /// window, after which the custodians release. A custodian, for an
     /// owner who lost its device: `request-recovery --owner OLD --to NEW`
     /// forwards this node's own shard to NEW (the owner's new identity, which
     /// you verified with them) and asks the co-custodians to do the same; add
@@ -82,6 +87,9 @@ pub(crate) enum Command {
     /// List recovery requests: made here, asked of this node, or bringing shards to it
     Requests,
     /// Release this node's shard for a recovery request
+    ///
+    /// As the owner, for a trustee's emergency request: end the veto window
+    /// now, so that your custodians may release without waiting.
     Approve {
         /// The request id (32 hex characters, from `sherdctl requests`)
         request: String,
@@ -90,6 +98,9 @@ pub(crate) enum Command {
         from: Option<String>,
     },
     /// Refuse a recovery request; the requester is told
+    ///
+    /// As the owner, for a trustee's emergency request: veto it, for good;
+    /// your custodians and the trustee are told.
     Deny {
         /// The request id (32 hex characters, from `sherdctl requests`)
         request: String,
@@ -193,7 +204,7 @@ pub(crate) enum ContactsCommand {
 /// says which of the two requests they make.
 #[derive(Debug, Args)]
 pub(crate) struct RequestRecoveryArgs {
-    /// Your own backup to recover (64 hex characters)
+    /// Your own backup to recover, or one you are a trustee of (64 hex characters)
     pub(crate) backup: Option<String>,
     /// Lost device: the owner's old feed id
     #[arg(long, value_name = "OLD")]
@@ -224,9 +235,9 @@ impl RequestRecoveryArgs {
     /// shapes are exclusive, and clap alone would explain a mix of them
     /// poorly.
     pub(crate) fn shape(self) -> Result<RecoveryShape, String> {
-        const SHAPES: &str = "give either BACKUP (to recover your own backup) or \
-             --owner OLD --to NEW [--backup BACKUP] (on a custodian's node, for an \
-             owner who lost their device)";
+        const SHAPES: &str = "give either BACKUP (to recover your own backup, or one you \
+             are a trustee of) or --owner OLD --to NEW [--backup BACKUP] (on a custodian's \
+             node, for an owner who lost their device)";
         match self {
             Self {
                 backup: Some(backup),
@@ -297,6 +308,14 @@ pub(crate) enum BackupCommand {
     /// pipe it in, for example `sherdctl backup create ... < seed.txt`.
     /// Every custodian must be a contact; each gets one shard and
     /// acknowledges it once its node has verified it.
+    ///
+    /// Emergency access: each --trustee (a contact, not a custodian) may ask
+    /// the custodians for the secret. You are told, and have the veto window
+    /// (--veto-delay, 72h unless given) to refuse with `sherdctl deny
+    /// REQUEST`; then each custodian releases its shard when its user
+    /// approves (--release approve) or on its own (--release auto). These
+    /// terms are signed into the shards: they cannot change later. The
+    /// policy flags need at least one --trustee.
     Create {
         /// What the secret is, in your words (1 to 256 bytes); stored encrypted
         #[arg(long)]
@@ -310,6 +329,19 @@ pub(crate) enum BackupCommand {
         /// Read the secret from this file instead of standard input
         #[arg(long, value_name = "PATH")]
         file: Option<std::path::PathBuf>,
+        /// A trustee's feed id: may ask for the secret in an emergency (repeat for each, up to 8)
+        #[arg(long = "trustee", value_name = "FEED")]
+        trustees: Vec<String>,
+        /// How long you have to veto a trustee's request: 90s, 30m, 72h, 3d, or seconds; at most 365d [default: 72h]
+        #[arg(long, value_name = "DURATION", requires = "trustees", value_parser = veto_delay)]
+        veto_delay: Option<u32>,
+        /// Erase every copy once a trustee has seen the secret
+        #[arg(long, requires = "trustees")]
+        one_time: bool,
+        /// After the veto window: each custodian's user approves the release, or the node releases on its own [default: approve]
+        #[arg(long, value_name = "approve|auto", requires = "trustees",
+              value_parser = clap::builder::PossibleValuesParser::new(["approve", "auto"]))]
+        release: Option<String>,
     },
     /// List this node's backups, with how many custodians acknowledged
     List,
@@ -318,6 +350,40 @@ pub(crate) enum BackupCommand {
         /// The backup id (64 hex characters)
         id: String,
     },
+}
+
+/// The longest veto window: a year, the protocol's limit on
+/// `veto_delay_secs` (PROTOCOL.md 7.1).
+const VETO_DELAY_MAX_SECS: u64 = 365 * 86_400;
+
+/// A veto window as typed: a number of seconds, minutes, hours or days
+/// (`90s`, `30m`, `72h`, `3d`; a bare number is seconds), at most a year.
+/// The error is clap's message after "invalid value '...' for '--veto-delay'".
+fn veto_delay(text: &str) -> Result<u32, String> {
+    const FORMS: &str = "write a number and a unit: 90s, 30m, 72h or 3d (a bare number is seconds)";
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let unit_secs: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(FORMS.into()),
+    };
+    if digits.is_empty() {
+        return Err(FORMS.into());
+    }
+    let too_long = || format!("at most 365d (a year, {VETO_DELAY_MAX_SECS} seconds)");
+    // Only ASCII digits are left, so the parse fails only by overflowing,
+    // which is too long too.
+    let count: u64 = digits.parse().map_err(|_| too_long())?;
+    count
+        .checked_mul(unit_secs)
+        .filter(|&secs| secs <= VETO_DELAY_MAX_SECS)
+        .and_then(|secs| u32::try_from(secs).ok())
+        .ok_or_else(too_long)
 }
 
 #[cfg(test)]
@@ -458,5 +524,143 @@ mod tests {
         for args in refused {
             assert!(Cli::try_parse_from(*args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn veto_delays_in_seconds_minutes_hours_or_days() {
+        let accepted = [
+            ("90s", 90),
+            ("90", 90),
+            ("0", 0),
+            ("30m", 1800),
+            ("72h", 259_200),
+            ("3d", 259_200),
+            ("007h", 25_200),
+            ("365d", 31_536_000),
+            ("8760h", 31_536_000),
+            ("31536000", 31_536_000),
+        ];
+        for (text, secs) in accepted {
+            assert_eq!(veto_delay(text), Ok(secs), "{text}");
+        }
+        let forms = "write a number and a unit: 90s, 30m, 72h or 3d (a bare number is seconds)";
+        let too_long = "at most 365d (a year, 31536000 seconds)";
+        let refused = [
+            ("", forms),
+            ("h", forms),
+            ("3w", forms),
+            ("3 d", forms),
+            ("3D", forms),
+            ("1.5h", forms),
+            ("-1", forms),
+            ("+5", forms),
+            ("3dd", forms),
+            ("3h30m", forms),
+            (" 3d", forms),
+            ("٣d", forms),
+            ("366d", too_long),
+            ("8761h", too_long),
+            ("31536001", too_long),
+            ("99999999999999999999999d", too_long),
+            ("18446744073709551615d", too_long),
+        ];
+        for (text, expected) in refused {
+            assert_eq!(veto_delay(text), Err(expected.to_owned()), "{text:?}");
+        }
+    }
+
+    fn create(extra: &[&str]) -> Result<Command, clap::Error> {
+        let base = [
+            "sherdctl",
+            "backup",
+            "create",
+            "--label",
+            "l",
+            "--custodian",
+            "C",
+            "--threshold",
+            "1",
+        ];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn backup_create_takes_trustees_and_their_terms() {
+        match create(&[]).unwrap() {
+            Command::Backup(BackupCommand::Create {
+                trustees,
+                veto_delay,
+                one_time,
+                release,
+                ..
+            }) => assert_eq!(
+                (trustees, veto_delay, one_time, release),
+                (vec![], None, false, None)
+            ),
+            other => panic!("{other:?}"),
+        }
+        let args = [
+            "--trustee",
+            "T1",
+            "--veto-delay",
+            "3d",
+            "--trustee",
+            "T2",
+            "--one-time",
+            "--release",
+            "auto",
+        ];
+        match create(&args).unwrap() {
+            Command::Backup(BackupCommand::Create {
+                trustees,
+                veto_delay,
+                one_time,
+                release,
+                ..
+            }) => {
+                assert_eq!(trustees, ["T1", "T2"]);
+                assert_eq!(veto_delay, Some(259_200));
+                assert!(one_time);
+                assert_eq!(release.as_deref(), Some("auto"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The terms mean nothing without a trustee: asking for them alone is
+        // a mistake to point out, not a setting to sign in silently.
+        for alone in [
+            &["--veto-delay", "1h"][..],
+            &["--one-time"],
+            &["--release", "approve"],
+        ] {
+            let err = create(alone).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{alone:?}"
+            );
+            assert!(err.to_string().contains("--trustee <FEED>"), "{err}");
+        }
+        for (args, kind) in [
+            (
+                &["--trustee", "T", "--release", "sometimes"][..],
+                clap::error::ErrorKind::InvalidValue,
+            ),
+            (
+                &["--trustee", "T", "--veto-delay", "2w"],
+                clap::error::ErrorKind::ValueValidation,
+            ),
+            (
+                &["--trustee", "T", "--veto-delay", "366d"],
+                clap::error::ErrorKind::ValueValidation,
+            ),
+        ] {
+            assert_eq!(create(args).unwrap_err().kind(), kind, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn grants_takes_no_argument() {
+        assert!(matches!(parse(&["grants"]), Command::Grants));
+        assert!(Cli::try_parse_from(["sherdctl", "grants", "x"]).is_err());
     }
 }

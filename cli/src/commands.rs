@@ -90,18 +90,27 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
             custodians,
             threshold,
             file,
+            trustees,
+            veto_delay,
+            one_time,
+            release,
         }) => {
             let request = sherd_api::CreateBackup {
                 label,
                 threshold,
                 custodians,
                 secret: read_secret(file.as_deref())?,
+                trustees,
+                veto_delay_secs: veto_delay,
+                one_time,
+                release,
             };
             out.backup(&client.create_backup(&request).await?)?;
         }
         Command::Backup(BackupCommand::List) => out.backups(&client.backups().await?)?,
         Command::Backup(BackupCommand::Show { id }) => out.backup(&client.backup(&id).await?)?,
         Command::Shards => out.shards(&client.shards().await?)?,
+        Command::Grants => out.grants(&client.grants().await?)?,
         Command::RequestRecovery(args) => {
             let start = match args.shape().map_err(UsageError)? {
                 RecoveryShape::Owner { backup } => StartRecovery {

@@ -3,13 +3,14 @@
 //! daemon, and errors are printed by `main.rs`, not here.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
 use sherd_api::{
-    AuditRecord, Backup, Contact, Event, HeldShard, Peer, RecoveredSecret, Recovery,
-    RecoveryRequest, Status,
+    AuditRecord, Backup, BackupPolicy, Contact, Event, Grant, HeldShard, Peer, RecoveredSecret,
+    Recovery, RecoveryRequest, Status,
 };
 
 /// Writes answers to `out`, as text or as JSON.
@@ -153,9 +154,12 @@ impl<W: Write> Printer<W> {
             ("backup", request.backup.clone()),
         ];
         let lost_device = request.kind == "lost_device";
-        if lost_device {
+        let emergency = request.kind == "emergency";
+        if lost_device || emergency {
             let owner = request.owner_name.as_deref().unwrap_or("-");
             rows.push(("owner", format!("{owner}  {}", request.owner)));
+        }
+        if lost_device {
             rows.push(("to", request.recipient.clone()));
         }
         let name_width = width(request.custodians.iter().map(|c| names.name(c)));
@@ -180,6 +184,25 @@ impl<W: Write> Printer<W> {
                     "the owner, on the new identity, runs `sherdctl recover {}`",
                     request.backup
                 ),
+            ]
+        } else if emergency {
+            // The window each custodian keeps starts when the request reaches
+            // it; the requester's copy dates it from its own clock, close
+            // enough to tell the user how long to expect.
+            let window = request
+                .release_at_ms
+                .map(|at| (at.saturating_sub(request.received_ms) + 500) / 1000);
+            vec![
+                format!(
+                    "emergency request sent to {} and the owner;",
+                    plural(request.custodians.len(), "custodian")
+                ),
+                match window {
+                    Some(0) => "the backup has no veto window;".to_owned(),
+                    Some(secs) => format!("the owner has {} to veto;", in_words(secs)),
+                    None => "the owner may veto during the backup's veto window;".to_owned(),
+                },
+                format!("then run `sherdctl recover {}`", request.backup),
             ]
         } else {
             vec![format!(
@@ -227,14 +250,92 @@ impl<W: Write> Printer<W> {
                 r.requester_name
                     .clone()
                     .unwrap_or_else(|| r.requester.clone()),
-                r.state.clone(),
+                request_state(r, now_ms),
                 relative(r.expires_ms, now_ms),
             ]);
         }
-        let widths: Vec<usize> = (0..7)
-            .map(|column| width(table.iter().map(|row| row[column].as_str())))
+        self.table(&table)?;
+        // The owner's one chance to refuse: said in words, under the table.
+        let asking: Vec<&RecoveryRequest> = requests
+            .iter()
+            .filter(|r| r.role == "owner" && r.state == "waiting")
             .collect();
-        for row in &table {
+        match asking.as_slice() {
+            [] => Ok(()),
+            [one] => writeln!(
+                self.out,
+                "a trustee asks for your backup: `sherdctl deny {id}` to veto, \
+                 `sherdctl approve {id}` to release early",
+                id = one.id
+            ),
+            _ => writeln!(
+                self.out,
+                "trustees ask for your backups: `sherdctl deny ID` to veto, \
+                 `sherdctl approve ID` to release early"
+            ),
+        }
+    }
+
+    /// The backups this node may ask for as a trustee, as a table with a
+    /// header, and how to ask.
+    pub(crate) fn grants(&mut self, grants: &[Grant]) -> io::Result<()> {
+        if self.json {
+            return self.json_line(&grants);
+        }
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let mut table = vec![
+            [
+                "backup",
+                "owner",
+                "recovery",
+                "veto window",
+                "release",
+                "label",
+            ]
+            .map(String::from),
+        ];
+        for g in grants {
+            let mut release = match g.policy.release.as_str() {
+                "approve" => "custodians approve".to_owned(),
+                "auto" => "automatic".to_owned(),
+                other => format!("{other:?}"),
+            };
+            if g.policy.one_time {
+                release.push_str(", one-time");
+            }
+            table.push([
+                // Whole: `request-recovery` takes nothing shorter.
+                g.backup.clone(),
+                g.owner_name.clone().unwrap_or_else(|| g.owner.clone()),
+                format!("{} of {}", g.threshold, g.custodians.len()),
+                match g.policy.veto_delay_secs {
+                    0 => "none".to_owned(),
+                    secs => in_words(secs.into()),
+                },
+                release,
+                g.label.as_deref().map_or_else(|| "-".to_owned(), clean),
+            ]);
+        }
+        self.table(&table)?;
+        let backup = match grants {
+            [one] => one.backup.as_str(),
+            _ => "BACKUP",
+        };
+        writeln!(
+            self.out,
+            "ask with `sherdctl request-recovery {backup}`; the owner is told, and may veto"
+        )
+    }
+
+    /// Rows of cells, each column as wide as its widest cell, two spaces
+    /// apart, no space at the end of a line.
+    fn table<const N: usize>(&mut self, rows: &[[String; N]]) -> io::Result<()> {
+        let widths: Vec<usize> = (0..N)
+            .map(|column| width(rows.iter().map(|row| row[column].as_str())))
+            .collect();
+        for row in rows {
             let cells: Vec<String> = row
                 .iter()
                 .zip(&widths)
@@ -255,6 +356,27 @@ impl<W: Write> Printer<W> {
             return self.json_line(request);
         }
         let id = &request.id;
+        // The owner answering a trustee's emergency request: no shard of
+        // ours moves, the custodians are told what to do with theirs.
+        if request.role == "owner" {
+            let (backup, trustee) = (&request.backup, who(request, &request.requester));
+            match (decision, request.state.as_str()) {
+                (Decision::Denied, "vetoed") => {
+                    return writeln!(
+                        self.out,
+                        "vetoed {id}: your custodians will not release backup {backup} to {trustee}"
+                    );
+                }
+                (Decision::Approved, "approved") => {
+                    return writeln!(
+                        self.out,
+                        "approved {id}: your custodians no longer wait for your veto to \
+                         release backup {backup} to {trustee}"
+                    );
+                }
+                _ => {}
+            }
+        }
         match decision {
             Decision::Approved | Decision::Forwarded => {
                 let verb = if decision == Decision::Approved {
@@ -371,6 +493,9 @@ impl<W: Write> Printer<W> {
                 c.feed
             )?;
         }
+        for line in emergency_access(backup) {
+            writeln!(self.out, "{line}")?;
+        }
         Ok(())
     }
 
@@ -415,21 +540,31 @@ impl<W: Write> Printer<W> {
             self.json_line(event)?;
         } else {
             // The wire form is the one place that knows each event's name and
-            // fields, so the text is derived from it: `name  key=value ...`.
-            let value = serde_json::to_value(event).map_err(io::Error::other)?;
-            let mut fields = value.as_object().cloned().unwrap_or_default();
-            let name = match fields.remove("event") {
-                Some(serde_json::Value::String(name)) => name,
-                _ => "event".to_owned(),
+            // fields, so the text is derived from it: `name  key=value ...`,
+            // the fields in the order the type declares them (what matters
+            // first), then what to do about it, for the few that ask.
+            let wire = serde_json::to_string(event).map_err(io::Error::other)?;
+            let Fields(mut fields) = serde_json::from_str(&wire).map_err(io::Error::other)?;
+            let name = match fields.iter().position(|(key, _)| key == "event") {
+                Some(at) => match fields.remove(at).1 {
+                    serde_json::Value::String(name) => name,
+                    _ => "event".to_owned(),
+                },
+                None => "event".to_owned(),
             };
             let fields: Vec<String> = fields
                 .iter()
                 .map(|(key, value)| match value {
-                    serde_json::Value::String(s) => format!("{key}={s}"),
+                    serde_json::Value::String(s) => format!("{key}={}", clean(s)),
                     other => format!("{key}={other}"),
                 })
                 .collect();
-            writeln!(self.out, "{name:17}  {}", fields.join(" "))?;
+            writeln!(
+                self.out,
+                "{name:17}  {}{}",
+                fields.join(" "),
+                event_hint(event)
+            )?;
         }
         self.out.flush()
     }
@@ -447,6 +582,33 @@ impl<W: Write> Printer<W> {
     fn json_line(&mut self, value: &impl Serialize) -> io::Result<()> {
         serde_json::to_writer(&mut self.out, value).map_err(io::Error::other)?;
         writeln!(self.out)
+    }
+}
+
+/// A JSON object's fields in the order they were written (`serde_json::Map`
+/// would sort them by name).
+struct Fields(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Fields;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(field) = map.next_entry()? {
+                    fields.push(field);
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
     }
 }
 
@@ -566,11 +728,115 @@ fn denied_line(denial: &sherd_api::Denial, names: &Names) -> String {
 }
 
 /// `n thing` or `n things`.
-fn plural(n: usize, thing: &str) -> String {
-    if n == 1 {
+fn plural<N: fmt::Display + PartialEq + From<u8>>(n: N, thing: &str) -> String {
+    if n == N::from(1) {
         format!("1 {thing}")
     } else {
         format!("{n} {thing}s")
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// A duration in words, in the largest unit that holds it whole: `90
+/// seconds`, `30 minutes`, `72 hours`, `7 days`. Days only past 72 hours, so
+/// that the default veto window reads as it is documented, and as people
+/// say it.
+fn in_words(secs: u64) -> String {
+    const HOUR: u64 = 3600;
+    const DAY: u64 = 24 * HOUR;
+    let (count, unit) = if secs > 3 * DAY && secs.is_multiple_of(DAY) {
+        (secs / DAY, "day")
+    } else if secs > 0 && secs.is_multiple_of(HOUR) {
+        (secs / HOUR, "hour")
+    } else if secs > 0 && secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    plural(count, unit)
+}
+
+/// A backup's emergency access in sentences for its owner: who may ask,
+/// how long the owner has to veto, who releases then, and what one-time
+/// means.
+fn emergency_access(backup: &Backup) -> Vec<String> {
+    if backup.trustees.is_empty() {
+        return vec!["Emergency access: none (no trustees).".to_owned()];
+    }
+    let trustees: Vec<String> = backup
+        .trustees
+        .iter()
+        .map(|t| match &t.name {
+            Some(name) => format!("{name} ({})", t.feed),
+            None => t.feed.clone(),
+        })
+        .collect();
+    let who = format!(
+        "Emergency access: {} may ask for the secret",
+        and_list(&trustees)
+    );
+    let Some(policy) = &backup.policy else {
+        return vec![format!("{who}; the daemon did not say on what terms.")];
+    };
+    let release = release_words(policy);
+    let mut lines = vec![format!("{who}.")];
+    lines.push(match policy.veto_delay_secs {
+        0 => format!("There is no veto window: when a trustee asks, {release}."),
+        secs => format!(
+            "Your custodians then wait {} for your veto (`sherdctl deny REQUEST`); \
+             after that, {release}.",
+            in_words(secs.into())
+        ),
+    });
+    if policy.one_time {
+        lines.push(
+            "One-time: after a trustee has seen the secret, every copy is erased.".to_owned(),
+        );
+    }
+    lines
+}
+
+/// Who releases a shard to a trustee once the veto window has passed.
+fn release_words(policy: &BackupPolicy) -> String {
+    match policy.release.as_str() {
+        "approve" => "each custodian releases when its user approves".to_owned(),
+        "auto" => "each custodian's node releases on its own".to_owned(),
+        other => {
+            format!("each custodian releases as {other:?} says (this sherdctl does not know it)")
+        }
+    }
+}
+
+/// A request's state for the table: a veto window with the time it has left.
+fn request_state(request: &RecoveryRequest, now_ms: u64) -> String {
+    match (request.state.as_str(), request.release_at_ms) {
+        ("waiting", Some(at)) if at > now_ms => {
+            format!("waiting (veto window: {} left)", span(at - now_ms))
+        }
+        ("waiting", Some(_)) => "waiting (veto window over)".to_owned(),
+        _ => request.state.clone(),
+    }
+}
+
+/// What to do about an event that asks something of the user, after its
+/// fields; empty for the others.
+fn event_hint(event: &Event) -> String {
+    match event {
+        Event::GrantReceived { .. } => {
+            "  (you may ask for it in an emergency: `sherdctl grants`)".to_owned()
+        }
+        Event::ReleaseDue { request, .. } => {
+            format!("  (the owner did not veto: `sherdctl approve {request}` releases our shard)")
+        }
+        _ => String::new(),
     }
 }
 
@@ -600,21 +866,25 @@ fn short(id: &str) -> &str {
     id.char_indices().nth(12).map_or(id, |(end, _)| &id[..end])
 }
 
+/// A span of `ms`, short, in its two largest units: `4d 3h`, `71h 59m`,
+/// `5m`, `40s`. Hours up to three days, as [`in_words`] counts them, so that
+/// a veto window of "72 hours" counts down from `72h 0m`.
+fn span(ms: u64) -> String {
+    let s = ms / 1000;
+    let minutes = s / 60 % 60;
+    if s > 3 * 86_400 {
+        format!("{}d {}h", s / 86_400, s / 3600 % 24)
+    } else if s >= 3600 {
+        format!("{}h {minutes}m", s / 3600)
+    } else if minutes > 0 {
+        format!("{minutes}m")
+    } else {
+        format!("{s}s")
+    }
+}
+
 /// `at_ms` from `now_ms`, as `in 2d 3h` or `5m ago`.
 fn relative(at_ms: u64, now_ms: u64) -> String {
-    fn span(ms: u64) -> String {
-        let s = ms / 1000;
-        let (days, hours, minutes) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
-        if days > 0 {
-            format!("{days}d {hours}h")
-        } else if hours > 0 {
-            format!("{hours}h {minutes}m")
-        } else if minutes > 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{s}s")
-        }
-    }
     if at_ms >= now_ms {
         format!("in {}", span(at_ms - now_ms))
     } else {
@@ -779,6 +1049,7 @@ feeds    12D3KooWOwn        seq    7  (this node)
             custodians: vec!["12D3KooWA".into(), "12D3KooWB".into()],
             received_ms: 1_000,
             expires_ms: 1_000 + 7 * 86_400_000,
+            release_at_ms: None,
             state: "open".into(),
             released: None,
             reason: None,
@@ -1050,7 +1321,35 @@ id                                kind         role       backup        requeste
         assert_eq!(relative(61_000, 1_000), "in 1m");
         assert_eq!(relative(1_000, 1_000), "in 0s");
         assert_eq!(relative(0, 59_999), "59s ago");
-        assert_eq!(relative(2 * 86_400_000 + 3_600_000, 0), "in 2d 1h");
+        assert_eq!(relative(2 * 86_400_000 + 3_600_000, 0), "in 49h 0m");
+        assert_eq!(relative(3 * 86_400_000, 0), "in 72h 0m");
+        assert_eq!(relative(3 * 86_400_000 + 1000, 0), "in 3d 0h");
+        assert_eq!(relative(4 * 86_400_000 + 3_600_000, 0), "in 4d 1h");
+        assert_eq!(span(72 * 3_600_000 - 60_000), "71h 59m");
+        assert_eq!(span(3_600_000), "1h 0m");
+        assert_eq!(span(3_599_999), "59m");
+        for (secs, words) in [
+            (0, "0 seconds"),
+            (1, "1 second"),
+            (90, "90 seconds"),
+            (120, "2 minutes"),
+            (1800, "30 minutes"),
+            (5400, "90 minutes"),
+            (3600, "1 hour"),
+            (259_200, "72 hours"),
+            (259_260, "4321 minutes"),
+            (345_600, "4 days"),
+            (604_800, "7 days"),
+            (31_536_000, "365 days"),
+            (100_001, "100001 seconds"),
+        ] {
+            assert_eq!(in_words(secs), words, "{secs}");
+        }
+        let items = |n: usize| (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>();
+        assert_eq!(and_list(&items(0)), "");
+        assert_eq!(and_list(&items(1)), "t0");
+        assert_eq!(and_list(&items(2)), "t0 and t1");
+        assert_eq!(and_list(&items(3)), "t0, t1 and t2");
         assert_eq!(clean("a\tb\u{7}é"), "a\\tb\\u{7}é");
         assert_eq!(plural(1, "shard"), "1 shard");
         assert_eq!(plural(2, "shard"), "2 shards");
@@ -1071,5 +1370,515 @@ id                                kind         role       backup        requeste
             render(true, |p| p.contact_removed("12D3KooWA")),
             "{\"removed\":\"12D3KooWA\"}\n"
         );
+    }
+
+    fn backup(trustees: &[(&str, Option<&str>)], policy: Option<BackupPolicy>) -> Backup {
+        Backup {
+            id: "ab".repeat(32),
+            label: "wallet seed".into(),
+            threshold: 2,
+            created_ms: 1_000,
+            custodians: vec![
+                sherd_api::BackupCustodian {
+                    feed: "12D3KooWA".into(),
+                    name: Some("alice".into()),
+                    shard: "e1".into(),
+                    acked: true,
+                },
+                sherd_api::BackupCustodian {
+                    feed: "12D3KooWB".into(),
+                    name: None,
+                    shard: "e2".into(),
+                    acked: false,
+                },
+            ],
+            trustees: trustees
+                .iter()
+                .map(|(feed, name)| sherd_api::BackupTrustee {
+                    feed: (*feed).into(),
+                    name: name.map(Into::into),
+                })
+                .collect(),
+            policy,
+        }
+    }
+
+    fn policy(veto_delay_secs: u32, one_time: bool, release: &str) -> BackupPolicy {
+        BackupPolicy {
+            veto_delay_secs,
+            one_time,
+            release: release.into(),
+        }
+    }
+
+    #[test]
+    fn a_backup_without_trustees_says_so() {
+        let backup_id = "ab".repeat(32);
+        let plain = backup(&[], Some(policy(259_200, false, "approve")));
+        assert_eq!(
+            render(false, |p| p.backup(&plain)),
+            format!(
+                "\
+backup    {backup_id}
+label     wallet seed
+recovery  any 2 of 2 custodians; 1 of 2 acknowledged
+  alice  12D3KooWA  acknowledged
+  -      12D3KooWB  waiting for ack
+Emergency access: none (no trustees).
+"
+            )
+        );
+        // An older daemon sends neither field.
+        let mut older = serde_json::to_value(&plain).unwrap();
+        older.as_object_mut().unwrap().remove("trustees");
+        older.as_object_mut().unwrap().remove("policy");
+        let older: Backup = serde_json::from_value(older).unwrap();
+        assert!(
+            render(false, |p| p.backup(&older))
+                .ends_with("\nEmergency access: none (no trustees).\n")
+        );
+    }
+
+    #[test]
+    fn a_backup_states_its_emergency_policy_in_words() {
+        let emergency = |backup: &Backup| {
+            let text = render(false, |p| p.backup(backup));
+            let at = text.find("Emergency access").unwrap();
+            text[at..].to_owned()
+        };
+        let bob = [("12D3KooWT", Some("bob"))];
+        assert_eq!(
+            emergency(&backup(&bob, Some(policy(259_200, false, "approve")))),
+            "\
+Emergency access: bob (12D3KooWT) may ask for the secret.
+Your custodians then wait 72 hours for your veto (`sherdctl deny REQUEST`); after that, each custodian releases when its user approves.
+"
+        );
+        let two = [("12D3KooWT", Some("bob")), ("12D3KooWU", None)];
+        assert_eq!(
+            emergency(&backup(&two, Some(policy(7 * 86_400, true, "auto")))),
+            "\
+Emergency access: bob (12D3KooWT) and 12D3KooWU may ask for the secret.
+Your custodians then wait 7 days for your veto (`sherdctl deny REQUEST`); after that, each custodian's node releases on its own.
+One-time: after a trustee has seen the secret, every copy is erased.
+"
+        );
+        let three = [
+            ("12D3KooWT", Some("bob")),
+            ("12D3KooWU", Some("carol")),
+            ("12D3KooWV", Some("dan")),
+        ];
+        assert_eq!(
+            emergency(&backup(&three, Some(policy(90, false, "approve")))),
+            "\
+Emergency access: bob (12D3KooWT), carol (12D3KooWU) and dan (12D3KooWV) may ask for the secret.
+Your custodians then wait 90 seconds for your veto (`sherdctl deny REQUEST`); after that, each custodian releases when its user approves.
+"
+        );
+        assert_eq!(
+            emergency(&backup(&bob, Some(policy(0, false, "auto")))),
+            "\
+Emergency access: bob (12D3KooWT) may ask for the secret.
+There is no veto window: when a trustee asks, each custodian's node releases on its own.
+"
+        );
+        assert_eq!(
+            emergency(&backup(&bob, Some(policy(1800, false, "later\n")))),
+            "\
+Emergency access: bob (12D3KooWT) may ask for the secret.
+Your custodians then wait 30 minutes for your veto (`sherdctl deny REQUEST`); after that, each custodian releases as \"later\\n\" says (this sherdctl does not know it).
+"
+        );
+        assert_eq!(
+            emergency(&backup(&bob, None)),
+            "Emergency access: bob (12D3KooWT) may ask for the secret; \
+             the daemon did not say on what terms.\n"
+        );
+        let full = backup(&two, Some(policy(259_200, true, "approve")));
+        let json = render(true, |p| p.backup(&full));
+        assert_eq!(serde_json::from_str::<Backup>(&json).unwrap(), full);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value["policy"],
+            serde_json::json!({ "veto_delay_secs": 259_200, "one_time": true, "release": "approve" })
+        );
+        assert_eq!(
+            value["trustees"],
+            serde_json::json!([
+                { "feed": "12D3KooWT", "name": "bob" },
+                { "feed": "12D3KooWU", "name": null },
+            ])
+        );
+    }
+
+    fn grant(backup: &str, owner_name: Option<&str>, label: Option<&str>) -> Grant {
+        Grant {
+            backup: backup.into(),
+            owner: OWN.into(),
+            owner_name: owner_name.map(Into::into),
+            label: label.map(Into::into),
+            custodians: vec!["12D3KooWA".into(), "12D3KooWB".into(), "12D3KooWC".into()],
+            threshold: 2,
+            policy: policy(259_200, false, "approve"),
+            received_ms: 1_000,
+        }
+    }
+
+    #[test]
+    fn grants_as_a_table_with_how_to_ask() {
+        let (b1, b2) = ("ab".repeat(32), "cd".repeat(32));
+        let one = grant(&b1, Some("olga"), Some("wallet seed"));
+        let mut other = grant(&b2, None, None);
+        other.threshold = 1;
+        other.custodians.truncate(1);
+        other.policy = policy(7 * 86_400, true, "auto");
+        let mut odd = grant(&b2, None, Some("tab\there"));
+        odd.policy = policy(0, false, "never");
+        assert_eq!(
+            render(false, |p| p.grants(&[one.clone(), other.clone(), odd.clone()])),
+            format!(
+                "\
+backup                                                            owner        recovery  veto window  release              label
+{b1}  olga         2 of 3    72 hours     custodians approve   wallet seed
+{b2}  12D3KooWOwn  1 of 1    7 days       automatic, one-time  -
+{b2}  12D3KooWOwn  2 of 3    none         \"never\"              tab\\there
+ask with `sherdctl request-recovery BACKUP`; the owner is told, and may veto
+"
+            )
+        );
+        assert_eq!(
+            render(false, |p| p.grants(std::slice::from_ref(&one))),
+            format!(
+                "\
+backup                                                            owner  recovery  veto window  release             label
+{b1}  olga   2 of 3    72 hours     custodians approve  wallet seed
+ask with `sherdctl request-recovery {b1}`; the owner is told, and may veto
+"
+            )
+        );
+        assert_eq!(render(false, |p| p.grants(&[])), "");
+        assert_eq!(render(true, |p| p.grants(&[])), "[]\n");
+        let json = render(true, |p| p.grants(std::slice::from_ref(&one)));
+        assert_eq!(serde_json::from_str::<Vec<Grant>>(&json).unwrap(), [one]);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            serde_json::json!([{
+                "backup": b1,
+                "owner": OWN,
+                "owner_name": "olga",
+                "label": "wallet seed",
+                "custodians": ["12D3KooWA", "12D3KooWB", "12D3KooWC"],
+                "threshold": 2,
+                "policy": { "veto_delay_secs": 259_200, "one_time": false, "release": "approve" },
+                "received_ms": 1_000,
+            }])
+        );
+    }
+
+    /// An emergency request from trustee bob (12D3KooWT) for olga's backup.
+    fn emergency(role: &str, state: &str) -> RecoveryRequest {
+        let mut r = request("emergency", role);
+        r.requester = "12D3KooWT".into();
+        r.requester_name = Some("bob".into());
+        r.recipient = "12D3KooWT".into();
+        r.owner_name = Some("olga".into());
+        r.state = state.into();
+        r.release_at_ms = Some(r.received_ms + 259_200_000);
+        r
+    }
+
+    #[test]
+    fn requests_show_the_veto_window_and_tell_the_owner_what_to_do() {
+        let waiting = emergency("custodian", "waiting");
+        let mut mine = emergency("owner", "waiting");
+        mine.id = "fedcba9876543210fedcba9876543210".into();
+        let vetoed = emergency("custodian", "vetoed");
+        let mut approved = emergency("owner", "approved");
+        approved.id = "11112222333344445555666677778888".into();
+        let now = 1_000 + 60_000;
+        assert_eq!(
+            render(false, |p| p.requests(
+                &[waiting.clone(), mine.clone(), vetoed.clone(), approved.clone()],
+                now
+            )),
+            "\
+id                                kind       role       backup        requester  state                                expires
+0123456789abcdef0123456789abcdef  emergency  custodian  abababababab  bob        waiting (veto window: 71h 59m left)  in 6d 23h
+fedcba9876543210fedcba9876543210  emergency  owner      abababababab  bob        waiting (veto window: 71h 59m left)  in 6d 23h
+0123456789abcdef0123456789abcdef  emergency  custodian  abababababab  bob        vetoed                               in 6d 23h
+11112222333344445555666677778888  emergency  owner      abababababab  bob        approved                             in 6d 23h
+a trustee asks for your backup: `sherdctl deny fedcba9876543210fedcba9876543210` to veto, `sherdctl approve fedcba9876543210fedcba9876543210` to release early
+"
+        );
+        // Several owner requests waiting: one line with placeholders.
+        let later = 1_000 + 259_200_000 + 5_000;
+        assert_eq!(
+            render(false, |p| p.requests(&[mine.clone(), mine.clone()], later)),
+            "\
+id                                kind       role   backup        requester  state                       expires
+fedcba9876543210fedcba9876543210  emergency  owner  abababababab  bob        waiting (veto window over)  in 3d 23h
+fedcba9876543210fedcba9876543210  emergency  owner  abababababab  bob        waiting (veto window over)  in 3d 23h
+trustees ask for your backups: `sherdctl deny ID` to veto, `sherdctl approve ID` to release early
+"
+        );
+        // A custodian's waiting request asks nothing of its user yet; and
+        // without its deadline, the state is shown bare.
+        let mut undated = waiting.clone();
+        undated.release_at_ms = None;
+        assert_eq!(
+            render(false, |p| p.requests(&[undated], now)),
+            "\
+id                                kind       role       backup        requester  state    expires
+0123456789abcdef0123456789abcdef  emergency  custodian  abababababab  bob        waiting  in 6d 23h
+"
+        );
+        let json = render(true, |p| p.requests(std::slice::from_ref(&waiting), now));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value[0]["release_at_ms"], 259_201_000);
+        assert_eq!(value[0]["state"], "waiting");
+        assert_eq!(
+            serde_json::from_str::<Vec<RecoveryRequest>>(&json).unwrap(),
+            [waiting]
+        );
+    }
+
+    #[test]
+    fn an_emergency_request_says_how_long_the_owner_has() {
+        let backup = "ab".repeat(32);
+        let mut asked = emergency("requester", "waiting");
+        asked.requester = OWN.into();
+        let id = &asked.id.clone();
+        assert_eq!(
+            render(false, |p| p.recovery_requested(&asked, &names())),
+            format!(
+                "\
+request  {id}
+kind     emergency
+backup   {backup}
+owner    olga  12D3KooWOwn
+asked    alice  12D3KooWA
+         -      12D3KooWB
+next     emergency request sent to 2 custodians and the owner;
+         the owner has 72 hours to veto;
+         then run `sherdctl recover {backup}`
+"
+            )
+        );
+        let next = |request: &RecoveryRequest| {
+            let text = render(false, |p| p.recovery_requested(request, &names()));
+            text[text.find("next").unwrap()..].to_owned()
+        };
+        asked.custodians.truncate(1);
+        // A few ms between the two clock readings do not show.
+        asked.release_at_ms = Some(asked.received_ms + 90_000 + 3);
+        assert_eq!(
+            next(&asked),
+            format!(
+                "\
+next     emergency request sent to 1 custodian and the owner;
+         the owner has 90 seconds to veto;
+         then run `sherdctl recover {backup}`
+"
+            )
+        );
+        asked.release_at_ms = Some(asked.received_ms);
+        assert!(next(&asked).contains("\n         the backup has no veto window;\n"));
+        asked.release_at_ms = None;
+        assert!(
+            next(&asked)
+                .contains("\n         the owner may veto during the backup's veto window;\n")
+        );
+        let json = render(true, |p| p.recovery_requested(&asked, &names()));
+        assert_eq!(
+            serde_json::from_str::<RecoveryRequest>(&json).unwrap(),
+            asked
+        );
+    }
+
+    #[test]
+    fn the_owner_vetoes_or_approves_early() {
+        let backup = "ab".repeat(32);
+        let mut vetoed = emergency("owner", "vetoed");
+        vetoed.reason = Some("I am fine".into());
+        let id = &vetoed.id.clone();
+        assert_eq!(
+            render(false, |p| p.decided(Decision::Denied, &vetoed)),
+            format!("vetoed {id}: your custodians will not release backup {backup} to bob\n")
+        );
+        let approved = emergency("owner", "approved");
+        assert_eq!(
+            render(false, |p| p.decided(Decision::Approved, &approved)),
+            format!(
+                "approved {id}: your custodians no longer wait for your veto to release \
+                 backup {backup} to bob\n"
+            )
+        );
+        // A state this sherdctl does not expect is shown as it is.
+        let odd = emergency("owner", "waiting");
+        assert_eq!(
+            render(false, |p| p.decided(Decision::Approved, &odd)),
+            format!("approved {id}: waiting\n")
+        );
+        let json = render(true, |p| p.decided(Decision::Denied, &vetoed));
+        assert_eq!(
+            serde_json::from_str::<RecoveryRequest>(&json).unwrap(),
+            vetoed
+        );
+    }
+
+    #[test]
+    fn every_event_has_a_line() {
+        let (b, r) = ("b1", "r1");
+        let s = String::from;
+        let cases = [
+            (
+                Event::PeerConnected { peer: s("P") },
+                "peer_connected     peer=P",
+                r#"{"event":"peer_connected","peer":"P"}"#,
+            ),
+            (
+                Event::PeerDisconnected { peer: s("P") },
+                "peer_disconnected  peer=P",
+                r#"{"event":"peer_disconnected","peer":"P"}"#,
+            ),
+            (
+                Event::PeerBlocked {
+                    peer: s("P"),
+                    duration_secs: 600,
+                },
+                "peer_blocked       peer=P duration_secs=600",
+                r#"{"event":"peer_blocked","peer":"P","duration_secs":600}"#,
+            ),
+            (
+                Event::EntryStored {
+                    feed: s("F"),
+                    seq: 3,
+                },
+                "entry_stored       feed=F seq=3",
+                r#"{"event":"entry_stored","feed":"F","seq":3}"#,
+            ),
+            (
+                Event::ContactAdded {
+                    feed: s("F"),
+                    name: s("alice"),
+                },
+                "contact_added      feed=F name=alice",
+                r#"{"event":"contact_added","feed":"F","name":"alice"}"#,
+            ),
+            (
+                Event::ContactRemoved { feed: s("F") },
+                "contact_removed    feed=F",
+                r#"{"event":"contact_removed","feed":"F"}"#,
+            ),
+            (
+                Event::BackupCreated {
+                    backup: s(b),
+                    custodians: 3,
+                },
+                "backup_created     backup=b1 custodians=3",
+                r#"{"event":"backup_created","backup":"b1","custodians":3}"#,
+            ),
+            (
+                Event::AckReceived {
+                    backup: s(b),
+                    custodian: s("C"),
+                    acks: 1,
+                    custodians: 3,
+                },
+                "ack_received       backup=b1 custodian=C acks=1 custodians=3",
+                r#"{"event":"ack_received","backup":"b1","custodian":"C","acks":1,"custodians":3}"#,
+            ),
+            (
+                Event::ShardHeld {
+                    backup: s(b),
+                    owner: s("O"),
+                },
+                "shard_held         backup=b1 owner=O",
+                r#"{"event":"shard_held","backup":"b1","owner":"O"}"#,
+            ),
+            (
+                Event::Refused {
+                    what: s("shard"),
+                    peer: s("P"),
+                    entry: s("e"),
+                    reason: s("bad"),
+                },
+                "refused            what=shard peer=P entry=e reason=bad",
+                r#"{"event":"refused","what":"shard","peer":"P","entry":"e","reason":"bad"}"#,
+            ),
+            (
+                Event::RequestReceived {
+                    request: s(r),
+                    kind: s("emergency"),
+                    backup: s(b),
+                    requester: s("T"),
+                    recipient: s("T"),
+                },
+                "request_received   request=r1 kind=emergency backup=b1 requester=T recipient=T",
+                r#"{"event":"request_received","request":"r1","kind":"emergency","backup":"b1","requester":"T","recipient":"T"}"#,
+            ),
+            (
+                Event::GrantReceived {
+                    backup: s(b),
+                    owner: s("O"),
+                },
+                "grant_received     backup=b1 owner=O  \
+                 (you may ask for it in an emergency: `sherdctl grants`)",
+                r#"{"event":"grant_received","backup":"b1","owner":"O"}"#,
+            ),
+            (
+                Event::ReleaseDue {
+                    request: s(r),
+                    backup: s(b),
+                },
+                "release_due        request=r1 backup=b1  \
+                 (the owner did not veto: `sherdctl approve r1` releases our shard)",
+                r#"{"event":"release_due","request":"r1","backup":"b1"}"#,
+            ),
+            (
+                Event::ShardReleased {
+                    request: s(r),
+                    backup: s(b),
+                    recipient: s("T"),
+                },
+                "shard_released     request=r1 backup=b1 recipient=T",
+                r#"{"event":"shard_released","request":"r1","backup":"b1","recipient":"T"}"#,
+            ),
+            (
+                Event::RequestDenied {
+                    request: s(r),
+                    backup: s(b),
+                    by: s("O"),
+                },
+                "request_denied     request=r1 backup=b1 by=O",
+                r#"{"event":"request_denied","request":"r1","backup":"b1","by":"O"}"#,
+            ),
+            (
+                Event::RecoveryProgress {
+                    backup: s(b),
+                    shards: 1,
+                    threshold: 2,
+                },
+                "recovery_progress  backup=b1 shards=1 threshold=2",
+                r#"{"event":"recovery_progress","backup":"b1","shards":1,"threshold":2}"#,
+            ),
+            (
+                Event::RecoveryComplete { backup: s(b) },
+                "recovery_complete  backup=b1",
+                r#"{"event":"recovery_complete","backup":"b1"}"#,
+            ),
+            (
+                Event::RecoveryFailed {
+                    backup: s(b),
+                    reason: s("vetoed"),
+                },
+                "recovery_failed    backup=b1 reason=vetoed",
+                r#"{"event":"recovery_failed","backup":"b1","reason":"vetoed"}"#,
+            ),
+        ];
+        for (event, text, json) in cases {
+            assert_eq!(render(false, |p| p.event(&event)), format!("{text}\n"));
+            assert_eq!(render(true, |p| p.event(&event)), format!("{json}\n"));
+        }
     }
 }

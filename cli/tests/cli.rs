@@ -70,6 +70,7 @@ const COMMANDS: &[&[&str]] = &[
     &["backup", "list"],
     &["backup", "show", "ab12"],
     &["shards"],
+    &["grants"],
     &["request-recovery", "ab12"],
     &[
         "request-recovery",
@@ -182,8 +183,9 @@ fn recover_never_overwrites_a_file() {
 fn request_recovery_shapes_are_checked_before_the_daemon_is_asked() {
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let shapes = "give either BACKUP (to recover your own backup) or --owner OLD --to NEW \
-                  [--backup BACKUP] (on a custodian's node, for an owner who lost their device)";
+    let shapes = "give either BACKUP (to recover your own backup, or one you are a trustee of) \
+                  or --owner OLD --to NEW [--backup BACKUP] (on a custodian's node, for an owner \
+                  who lost their device)";
     let cases: &[(&[&str], String)] = &[
         (&[], format!("nothing to recover: {shapes}")),
         (
@@ -333,6 +335,7 @@ fn usage_errors_exit_2() {
         ),
         (&["recover", "--timeout", "0"], "0 is not in 1.."),
         (&["recover", "a", "b"], "unexpected argument 'b'"),
+        (&["grants", "extra"], "unexpected argument 'extra'"),
     ];
     for (args, expected) in cases {
         let output = run(sherdctl(home.path()).args(*args));
@@ -340,6 +343,117 @@ fn usage_errors_exit_2() {
         assert_eq!(text(&output.stdout), "", "{args:?}");
         let stderr = text(&output.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+/// `backup create` up to its first use of the socket: the secret from
+/// `--file`, the custodians, and `extra`.
+fn backup_create(home: &Path, socket: &Path, secret: &Path, extra: &[&str]) -> Output {
+    run(sherdctl(home)
+        .arg("--socket")
+        .arg(socket)
+        .args(["backup", "create", "--label", "seed", "--threshold", "1"])
+        .args(["--custodian", "12D3KooWAbc", "--file"])
+        .arg(secret)
+        .args(extra))
+}
+
+#[test]
+fn backup_create_takes_trustees_and_their_terms() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sherdd.sock");
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "my seed words").unwrap();
+    let accepted: &[&[&str]] = &[
+        &[],
+        &["--trustee", "12D3KooWT"],
+        &[
+            "--trustee",
+            "12D3KooWT",
+            "--trustee",
+            "12D3KooWU",
+            "--veto-delay",
+            "3d",
+            "--one-time",
+            "--release",
+            "auto",
+        ],
+        &["--trustee", "12D3KooWT", "--veto-delay", "90"],
+        &["--trustee", "12D3KooWT", "--veto-delay", "30m"],
+        &["--trustee", "12D3KooWT", "--veto-delay", "365d"],
+        &["--trustee", "12D3KooWT", "--release", "approve"],
+    ];
+    for extra in accepted {
+        for json in [false, true] {
+            let mut extra = extra.to_vec();
+            if json {
+                extra.push("--json");
+            }
+            let output = backup_create(home.path(), &socket, &secret, &extra);
+            assert_unreachable(&output, &socket, "no socket there");
+        }
+    }
+    let forms = "write a number and a unit: 90s, 30m, 72h or 3d (a bare number is seconds)";
+    let too_long = "at most 365d (a year, 31536000 seconds)";
+    let refused: &[(&[&str], String)] = &[
+        (
+            &["--trustee", "12D3KooWT", "--veto-delay", "2w"],
+            format!("invalid value '2w' for '--veto-delay <DURATION>': {forms}"),
+        ),
+        (
+            &["--trustee", "12D3KooWT", "--veto-delay", "1.5h"],
+            format!("invalid value '1.5h' for '--veto-delay <DURATION>': {forms}"),
+        ),
+        (
+            &["--trustee", "12D3KooWT", "--veto-delay", ""],
+            format!("invalid value '' for '--veto-delay <DURATION>': {forms}"),
+        ),
+        (
+            &["--trustee", "12D3KooWT", "--veto-delay", "366d"],
+            format!("invalid value '366d' for '--veto-delay <DURATION>': {too_long}"),
+        ),
+        (
+            &["--trustee", "12D3KooWT", "--release", "sometimes"],
+            "invalid value 'sometimes' for '--release <approve|auto>'".to_owned(),
+        ),
+        (
+            &["--trustee"],
+            "a value is required for '--trustee <FEED>'".to_owned(),
+        ),
+        // The terms of emergency access mean nothing without a trustee.
+        (
+            &["--veto-delay", "3d"],
+            "the following required arguments were not provided:\n  --trustee <FEED>".to_owned(),
+        ),
+        (
+            &["--one-time"],
+            "the following required arguments were not provided:\n  --trustee <FEED>".to_owned(),
+        ),
+        (
+            &["--release", "auto"],
+            "the following required arguments were not provided:\n  --trustee <FEED>".to_owned(),
+        ),
+    ];
+    for (extra, expected) in refused {
+        let output = backup_create(home.path(), &socket, &secret, extra);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {output:?}");
+        assert_eq!(text(&output.stdout), "", "{extra:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+    let output = run(sherdctl(home.path()).args(["backup", "create", "--help"]));
+    assert_eq!(output.status.code(), Some(0));
+    let help = text(&output.stdout);
+    for flag in [
+        "--trustee <FEED>",
+        "--veto-delay <DURATION>",
+        "--one-time",
+        "--release <approve|auto>",
+        "[default: 72h]",
+        "`sherdctl deny REQUEST`",
+    ] {
+        assert!(help.contains(flag), "no {flag} in:\n{help}");
     }
 }
 
@@ -357,6 +471,7 @@ fn help_lists_every_command_and_the_exit_statuses() {
         "contacts",
         "backup",
         "shards",
+        "grants",
         "request-recovery",
         "requests",
         "approve",

@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use libp2p::Multiaddr;
+use sherd_api::test_hooks::TestFloodReport;
 use sherd_api::{
-    AuditRecord, Backup, BackupCustodian, Contact, Denial, Event, FeedStatus, HeldShard, Peer,
-    RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, Status,
+    AuditRecord, Backup, BackupCustodian, BackupPolicy, BackupTrustee, Contact, Denial, Event,
+    FeedStatus, Grant, HeldShard, Peer, RecoveredSecret, Recovery, RecoveryRequest, RejectedShard,
+    Status,
 };
 use sherd_protocol::backup::{BackupError, BackupSpec};
 use sherd_protocol::content::{Release, RequestKind};
@@ -25,14 +27,11 @@ use zeroize::Zeroizing;
 use crate::api::{ApiError, ControlBackend, NewBackup, NewRecovery, RequestDecision};
 use crate::engine::records::{self, BackupRecord, RecoveryRecord, RequestRecord};
 use crate::engine::{Decision, EngineError, EngineEvent, EngineHandle};
-use crate::net::{NetEvent, NetworkHandle};
+use crate::net::{NetError, NetEvent, NetworkHandle};
 use crate::store::{EngineUpdate, EngineWrite, Store, StoreError};
 
 /// How long `connect` waits for the connection before giving up.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-/// The veto delay of a backup made without an emergency policy (issue 5 adds
-/// trustees; a careful default in the meantime).
-const DEFAULT_VETO_DELAY_SECS: u32 = 72 * 3600;
 /// API events kept for a slow subscriber before it is told it lagged.
 const EVENT_DEPTH: usize = 256;
 
@@ -44,6 +43,23 @@ pub struct NodeControl {
     net: NetworkHandle,
     engine: EngineHandle,
     events: broadcast::Sender<Event>,
+    /// Whether the TEST ONLY routes are served (`sherdd --test-hooks`).
+    test_hooks: bool,
+}
+
+fn release_name(release: Release) -> &'static str {
+    match release {
+        Release::Approve => "approve",
+        Release::Auto => "auto",
+    }
+}
+
+fn policy_view(policy: &records::PolicyRecord) -> BackupPolicy {
+    BackupPolicy {
+        veto_delay_secs: policy.veto_delay_secs,
+        one_time: policy.one_time,
+        release: release_name(policy.release).into(),
+    }
 }
 
 /// The API's answer to an engine refusal: what the user can fix is 4xx and
@@ -86,6 +102,7 @@ fn engine_error(e: EngineError) -> ApiError {
         EngineError::Backup(e) => ApiError::invalid("body", e.to_string()),
         EngineError::AlreadyRecovered(_)
         | EngineError::RequestClosed(_)
+        | EngineError::VetoWindowOpen(_)
         | EngineError::RecipientMismatch { .. }
         | EngineError::ShardUnavailable(_)
         | EngineError::NotRecovered(_)
@@ -96,6 +113,14 @@ fn engine_error(e: EngineError) -> ApiError {
             tracing::error!(error = %other, "engine error behind the control API");
             ApiError::Internal(other.to_string())
         }
+    }
+}
+
+/// A network refusal as the API says it.
+fn net_error(e: NetError) -> ApiError {
+    match e {
+        NetError::TestHook(why) => ApiError::Conflict(why),
+        other => ApiError::Unavailable(other.to_string()),
     }
 }
 
@@ -123,7 +148,25 @@ impl NodeControl {
             net,
             engine,
             events,
+            test_hooks: false,
         }
+    }
+
+    /// The same backend, serving the TEST ONLY fault-injection routes if
+    /// `on` (`sherdd --test-hooks`, never otherwise).
+    pub fn with_test_hooks(self, on: bool) -> Self {
+        Self {
+            test_hooks: on,
+            ..self
+        }
+    }
+
+    /// The peer a test hook acts on: any feed but this node's own.
+    fn test_peer(&self, feed: FeedId) -> Result<libp2p::PeerId, ApiError> {
+        if feed == self.key.feed_id() {
+            return Err(ApiError::invalid("peer", "that is this node's own feed"));
+        }
+        Ok(crate::net::peer_id(&feed))
     }
 
     fn emit(&self, event: Event) {
@@ -157,6 +200,15 @@ impl NodeControl {
                     acked: c.acked.is_some(),
                 })
                 .collect(),
+            trustees: record
+                .trustees
+                .into_iter()
+                .map(|t| BackupTrustee {
+                    name: names.get(&t.feed).cloned(),
+                    feed: t.feed.to_string(),
+                })
+                .collect(),
+            policy: Some(policy_view(&record.policy)),
         })
     }
 
@@ -187,6 +239,10 @@ impl NodeControl {
         id: RequestId,
         record: RequestRecord,
     ) -> RecoveryRequest {
+        let release_at_ms = match &record.state {
+            records::RequestState::Waiting { release_at_ms } => Some(*release_at_ms),
+            _ => None,
+        };
         let (released, reason) = match &record.state {
             records::RequestState::Released { entry, .. } => (Some(entry.to_string()), None),
             records::RequestState::Denied { reason } => (None, reason.clone()),
@@ -199,6 +255,7 @@ impl NodeControl {
                 records::Role::Requester => "requester",
                 records::Role::Custodian => "custodian",
                 records::Role::Recipient => "recipient",
+                records::Role::Owner => "owner",
             }
             .into(),
             backup: record.backup.to_string(),
@@ -210,6 +267,7 @@ impl NodeControl {
             custodians: record.custodians.iter().map(ToString::to_string).collect(),
             received_ms: record.received_ms,
             expires_ms: record.expires_ms,
+            release_at_ms,
             state: record.state.name().into(),
             released,
             reason,
@@ -370,6 +428,14 @@ fn engine_event(event: EngineEvent) -> Option<Event> {
         EngineEvent::RecoveryFailed { backup, reason } => Event::RecoveryFailed {
             backup: backup.to_string(),
             reason,
+        },
+        EngineEvent::GrantReceived { backup, owner } => Event::GrantReceived {
+            backup: backup.to_string(),
+            owner: owner.to_string(),
+        },
+        EngineEvent::ReleaseDue { request, backup } => Event::ReleaseDue {
+            request: request.to_string(),
+            backup: backup.to_string(),
         },
         EngineEvent::Lagged { .. } => return None,
     })
@@ -592,10 +658,10 @@ impl ControlBackend for NodeControl {
             },
             threshold: usize::from(request.threshold),
             custodians: request.custodians,
-            trustees: Vec::new(),
-            veto_delay_secs: DEFAULT_VETO_DELAY_SECS,
-            one_time: false,
-            release: Release::Approve,
+            trustees: request.trustees,
+            veto_delay_secs: request.veto_delay_secs,
+            one_time: request.one_time,
+            release: request.release,
         };
         let created = self
             .engine
@@ -636,6 +702,24 @@ impl ControlBackend for NodeControl {
                 owner_name: names.get(&held.owner).cloned(),
                 shard: held.shard.to_string(),
                 received_ms: held.received_ms,
+            })
+            .collect())
+    }
+
+    async fn grants(&self) -> Result<Vec<Grant>, ApiError> {
+        let names = self.names()?;
+        Ok(records::grants(&self.store)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(backup, g)| Grant {
+                backup: backup.to_string(),
+                owner: g.owner.to_string(),
+                owner_name: names.get(&g.owner).cloned(),
+                label: g.label,
+                custodians: g.custodians.iter().map(ToString::to_string).collect(),
+                threshold: g.threshold,
+                policy: policy_view(&g.policy),
+                received_ms: g.received_ms,
             })
             .collect())
     }
@@ -723,6 +807,56 @@ impl ControlBackend for NodeControl {
             secret: Zeroizing::new(
                 base64::engine::general_purpose::STANDARD.encode(material.secret.as_slice()),
             ),
+        })
+    }
+
+    fn test_hooks(&self) -> bool {
+        self.test_hooks
+    }
+
+    async fn test_block(&self, peer: FeedId) -> Result<(), ApiError> {
+        let peer = self.test_peer(peer)?;
+        self.net.test_block(peer).await.map_err(net_error)
+    }
+
+    async fn test_unblock(&self, peer: FeedId) -> Result<(), ApiError> {
+        let peer = self.test_peer(peer)?;
+        self.net.test_unblock(peer).await.map_err(net_error)?;
+        Ok(())
+    }
+
+    async fn test_gossip_drop(&self, fraction: f64) -> Result<(), ApiError> {
+        self.net.test_gossip_drop(fraction).await.map_err(net_error)
+    }
+
+    async fn test_flood(
+        &self,
+        peer: FeedId,
+        invalid_entries: u32,
+        sync_requests: u32,
+    ) -> Result<TestFloodReport, ApiError> {
+        self.test_peer(peer)?;
+        let me = self.key.feed_id();
+        let head = self.store.head(&me).map_err(internal)?;
+        let gossip = crate::net::test_hooks::invalid_entries(
+            &self.key,
+            head.as_ref(),
+            invalid_entries,
+            crate::clock::now_ms(),
+        );
+        let flood = crate::net::test_hooks::Flood {
+            victim: peer,
+            gossip,
+            sync_requests,
+        };
+        let report = self.net.test_flood(flood).await.map_err(net_error)?;
+        Ok(TestFloodReport {
+            invalid_entries: report.invalid_entries,
+            sync_requests: report.sync_requests,
+            sync_answered: report.sync_answered,
+            sync_failed: report.sync_failed,
+            disconnected: report.disconnected,
+            elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
         })
     }
 }

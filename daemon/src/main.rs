@@ -68,6 +68,12 @@ struct Args {
     /// config key turn it on, so it cannot be set by accident.
     #[arg(long, hide = true)]
     test_tamper_releases: bool,
+    /// TEST ONLY: serve the fault-injection routes of the control API under
+    /// /v1/test/ (block and unblock a peer, drop gossip, flood a peer), for
+    /// the testnet's scenarios. No environment variable and no config key
+    /// turn it on; without it those routes do not exist (404).
+    #[arg(long, hide = true)]
+    test_hooks: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,10 +159,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         .thread_name("sherdd")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, passphrase))
+    runtime.block_on(serve(config, passphrase, args.test_hooks))
 }
 
-async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result<()> {
+/// Runs the node and its control API (with the TEST ONLY routes if
+/// `test_hooks`) until SIGINT or SIGTERM.
+async fn serve(
+    config: Config,
+    passphrase: Option<Passphrase>,
+    test_hooks: bool,
+) -> anyhow::Result<()> {
     let node = Node::start(config, passphrase).await?;
     // Watched from before the banner, which tells a supervisor the node is
     // up: a SIGTERM sent as soon as it is read is then a clean stop, not the
@@ -171,16 +183,25 @@ async fn serve(config: Config, passphrase: Option<Passphrase>) -> anyhow::Result
         println!("  WARNING --test-tamper-releases: every shard released is corrupted (test only)");
         tracing::warn!("test hook on: every shard this node releases is corrupted");
     }
+    if test_hooks {
+        println!(
+            "  WARNING --test-hooks: the control API can block peers, drop gossip and flood peers (test only)"
+        );
+        tracing::warn!("test hooks on: the control API serves /v1/test/");
+    }
     for addr in &listening {
         println!("  listen  {addr}");
     }
 
-    let control = Arc::new(NodeControl::new(
-        node.key.clone(),
-        node.store.clone(),
-        node.net.clone(),
-        node.engine.clone(),
-    ));
+    let control = Arc::new(
+        NodeControl::new(
+            node.key.clone(),
+            node.store.clone(),
+            node.net.clone(),
+            node.engine.clone(),
+        )
+        .with_test_hooks(test_hooks),
+    );
     let socket = node.config.socket_path();
     let (stop_api, api_stop) = oneshot::channel::<()>();
     let mut api = tokio::spawn(async move {

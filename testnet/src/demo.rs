@@ -15,21 +15,16 @@
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::Stdio;
 use std::time::Duration;
 
-use base64::Engine as _;
-use sherd_api::{Client, CreateBackup, RecoveryRequest};
-use sherd_testnet::{HarnessError, Testnet, log_tail, shell_quote};
+use sherd_api::RecoveryRequest;
+use sherd_testnet::{HarnessError, Testnet, log_tail};
 use tokio::time::Instant;
 
+use crate::flow::{self, Failure, On as _, STEP_LIMIT, hex, sherdctl};
 use crate::kept::StateFile;
 use crate::{interrupted, say};
 
-/// How long one step may take.
-const STEP_LIMIT: Duration = Duration::from_secs(60);
-/// How often a waiting step asks again.
-const POLL: Duration = Duration::from_millis(50);
 /// Lines of a daemon's log shown when a step fails.
 const LOG_LINES: usize = 20;
 
@@ -115,14 +110,8 @@ async fn scenario(net: &mut Testnet, story: &mut Story) -> Result<(), Failure> {
     let until = story.begin("the owner and each custodian connect and become contacts");
     let feeds = story
         .end(until, async {
-            for c in CUSTODIANS {
-                net.connect(c, OWNER).await?;
-                net.befriend(OWNER, c).await?;
-            }
-            let feeds: Vec<String> = CUSTODIANS
-                .iter()
-                .map(|c| net.node(c).map(|d| d.feed_id().to_owned()))
-                .collect::<Result<_, _>>()?;
+            flow::befriend_owner(net, OWNER, &CUSTODIANS).await?;
+            let feeds = flow::feeds(net, &CUSTODIANS)?;
             Ok(Done::new(feeds, format!("{} pairs", CUSTODIANS.len())))
         })
         .await?;
@@ -134,31 +123,11 @@ async fn scenario(net: &mut Testnet, story: &mut Story) -> Result<(), Failure> {
     let (secret, backup) = story
         .end(until, async {
             // A demo secret, shown on screen: no point zeroizing it.
-            let mut secret = vec![0; SECRET_LEN];
-            getrandom::fill(&mut secret)
-                .map_err(|e| anyhow::anyhow!("no random bytes from the OS: {e}"))?;
-            let owner = net.node(OWNER)?.client();
-            let made = owner
-                .create_backup(&CreateBackup {
-                    label: "demo secret".into(),
-                    threshold: THRESHOLD,
-                    custodians: feeds.clone(),
-                    secret: base64::engine::general_purpose::STANDARD
-                        .encode(&secret)
-                        .into(),
-                })
-                .await
-                .on(OWNER)?;
-            let acks = poll(until, OWNER, "the custodians' acks", || async {
-                let shown = owner.backup(&made.id).await.on(OWNER)?;
-                let acked = shown.custodians.iter().filter(|c| c.acked).count();
-                Ok(if acked == shown.custodians.len() {
-                    Ok(acked)
-                } else {
-                    Err(format!("{acked} of {} acks", shown.custodians.len()))
-                })
-            })
-            .await?;
+            let secret = flow::random_secret(SECRET_LEN)?;
+            let made =
+                flow::create_backup(net, OWNER, "demo secret", THRESHOLD, &feeds, &secret).await?;
+            let shown = flow::wait_for_acks(net, until, OWNER, &made.id, CUSTODIANS.len()).await?;
+            let acks = flow::acked(&shown);
             let note = format!("secret  {}  (random, made for this demo)", hex(&secret));
             Ok(Done::new((secret, made.id.clone()), format!("{acks} acks"))
                 .note(note)
@@ -266,16 +235,7 @@ async fn scenario(net: &mut Testnet, story: &mut Story) -> Result<(), Failure> {
             let recovered = std::fs::read(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))
                 .on(NEW)?;
-            if recovered != secret {
-                return Err(Failure {
-                    node: Some(NEW.into()),
-                    error: anyhow::anyhow!(
-                        "the recovered secret differs from the original:\n  original   {}\n  recovered  {}",
-                        hex(&secret),
-                        hex(&recovered)
-                    ),
-                });
-            }
+            flow::same_secret(NEW, &secret, &recovered)?;
             let mode = std::fs::metadata(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))
                 .on(NEW)?
@@ -285,7 +245,9 @@ async fn scenario(net: &mut Testnet, story: &mut Story) -> Result<(), Failure> {
             if mode & 0o077 != 0 {
                 return Err(Failure {
                     node: Some(NEW.into()),
-                    error: anyhow::anyhow!("sherdctl wrote the secret with mode {mode:04o}, not 0600"),
+                    error: anyhow::anyhow!(
+                        "sherdctl wrote the secret with mode {mode:04o}, not 0600"
+                    ),
                 });
             }
             let recovery = net.node(NEW)?.client().recovery(&backup).await.on(NEW)?;
@@ -315,18 +277,10 @@ async fn approve(
     request: &RecoveryRequest,
     args: &[&str],
 ) -> Result<Done<()>, Failure> {
-    let client = net.node(name)?.client();
-    poll(until, name, "the request", || async {
-        let seen = mine(client, name, &request.id).await?;
-        Ok(match seen {
-            Some(r) if r.state == "pending" => Ok(()),
-            Some(r) => Err(format!("the request is {}", r.state)),
-            None => Err("it has not arrived".into()),
-        })
-    })
-    .await?;
+    flow::wait_for_pending(net, until, name, &request.id).await?;
     let line = sherdctl(net, name, args).await?;
-    match mine(client, name, &request.id).await? {
+    let client = net.node(name)?.client();
+    match flow::as_custodian(client, name, &request.id).await? {
         Some(r) if r.state == "released" => {
             Ok(Done::new((), format!("{name}'s shard released")).note(format!("$ {line}")))
         }
@@ -338,87 +292,6 @@ async fn approve(
             ),
         }),
     }
-}
-
-/// The request `id` as the custodian `name` sees it.
-async fn mine(client: &Client, name: &str, id: &str) -> Result<Option<RecoveryRequest>, Failure> {
-    let requests = client.requests().await.on(name)?;
-    Ok(requests
-        .into_iter()
-        .find(|r| r.id == id && r.role == "custodian"))
-}
-
-/// Runs `sherdctl --socket SOCKET ARGS` against the node `name`, as a
-/// person would, and returns the command line as they would type it.
-async fn sherdctl(net: &Testnet, name: &str, args: &[&str]) -> Result<String, Failure> {
-    let socket = net.node(name)?.socket();
-    let line = std::iter::once(net.node(name)?.sherdctl_line())
-        .chain(args.iter().map(|a| shell_quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let binary = net.sherdctl();
-    let mut command = tokio::process::Command::new(&binary);
-    // As in the harness: nothing from the caller's environment may steer it.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("SHERD_") {
-            command.env_remove(&key);
-        }
-    }
-    let out = command
-        .arg("--socket")
-        .arg(&socket)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot run {} ({e}); build it first: `cargo build --bins`",
-                binary.display()
-            )
-        })
-        .on(name)?;
-    if !out.status.success() {
-        return Err(Failure {
-            node: Some(name.into()),
-            error: anyhow::anyhow!(
-                "`{line}` failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(line)
-}
-
-/// Polls `probe` every [`POLL`] until it gives a value (`Ok(Ok(v))`); an
-/// `Ok(Err(seen))` says what it sees meanwhile, for the error if `until`
-/// passes first.
-async fn poll<T, F, Fut>(until: Instant, name: &str, what: &str, mut probe: F) -> Result<T, Failure>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Result<T, String>, Failure>>,
-{
-    loop {
-        match probe().await? {
-            Ok(value) => return Ok(value),
-            Err(seen) if Instant::now() >= until => {
-                return Err(Failure {
-                    node: Some(name.into()),
-                    error: anyhow::anyhow!(
-                        "{name} waited {} s for {what}: {seen}",
-                        STEP_LIMIT.as_secs()
-                    ),
-                });
-            }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a step did: its value, a few words for its line, and lines to show
@@ -441,46 +314,6 @@ impl<T> Done<T> {
     fn note(mut self, line: String) -> Self {
         self.notes.push(line);
         self
-    }
-}
-
-/// Why a step failed, and which node's log may say more.
-#[derive(Debug)]
-struct Failure {
-    node: Option<String>,
-    error: anyhow::Error,
-}
-
-impl From<HarnessError> for Failure {
-    fn from(error: HarnessError) -> Self {
-        let node = match &error {
-            HarnessError::Api { name, .. } | HarnessError::Start { name, .. } => Some(name.clone()),
-            _ => None,
-        };
-        Self {
-            node,
-            error: error.into(),
-        }
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Self { node: None, error }
-    }
-}
-
-/// Blames a failure on a node.
-trait On<T> {
-    fn on(self, node: &str) -> Result<T, Failure>;
-}
-
-impl<T, E: Into<anyhow::Error>> On<T> for Result<T, E> {
-    fn on(self, node: &str) -> Result<T, Failure> {
-        self.map_err(|e| Failure {
-            node: Some(node.to_owned()),
-            error: e.into(),
-        })
     }
 }
 

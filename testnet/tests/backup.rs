@@ -38,6 +38,7 @@ async fn a_3_of_5_backup_is_acknowledged_by_all_five_custodians() {
                 secret: base64::engine::general_purpose::STANDARD
                     .encode(b"s")
                     .into(),
+                ..CreateBackup::default()
             })
             .await
             .unwrap_err();
@@ -57,6 +58,7 @@ async fn a_3_of_5_backup_is_acknowledged_by_all_five_custodians() {
                 secret: base64::engine::general_purpose::STANDARD
                     .encode(&secret)
                     .into(),
+                ..CreateBackup::default()
             })
             .await
             .unwrap();

@@ -43,6 +43,7 @@ async fn backup(owner: &Client, custodians: Vec<String>, threshold: u8) -> Strin
             secret: base64::engine::general_purpose::STANDARD
                 .encode(SECRET)
                 .into(),
+            ..CreateBackup::default()
         })
         .await
         .unwrap()

@@ -18,9 +18,10 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use crate::sse::{SseMessage, SseParser};
+use crate::test_hooks::{TestFlood, TestFloodReport, TestGossipDrop, TestPeer};
 use crate::types::{
     AddContact, AuditQuery, AuditRecord, Backup, ConnectRequest, Contact, CreateBackup,
-    DecideRequest, ErrorBody, Event, HeldShard, Lagged, Peer, RecoveredSecret, Recovery,
+    DecideRequest, ErrorBody, Event, Grant, HeldShard, Lagged, Peer, RecoveredSecret, Recovery,
     RecoveryRequest, SetAutoApprove, StartRecovery, Status,
 };
 
@@ -181,6 +182,11 @@ impl Client {
     pub async fn backup(&self, id: &str) -> Result<Backup, ClientError> {
         self.get(&format!("/v1/backups/{}", encode_segment(id)))
             .await
+    }
+
+    /// `GET /v1/grants`: backups this node may ask for as a trustee.
+    pub async fn grants(&self) -> Result<Vec<Grant>, ClientError> {
+        self.get("/v1/grants").await
     }
 
     /// `GET /v1/shards`: shards this node holds for others.
@@ -346,6 +352,47 @@ impl Client {
             parser: SseParser::default(),
             done: false,
         })
+    }
+
+    /// TEST ONLY, `POST /v1/test/block` (a daemon started with
+    /// `--test-hooks`; any other answers 404): cut `peer` off until
+    /// [`Client::test_unblock`].
+    pub async fn test_block(&self, peer: &str) -> Result<(), ClientError> {
+        let body = TestPeer {
+            peer: peer.to_owned(),
+        };
+        self.send_json(Method::POST, "/v1/test/block", &body)
+            .await?;
+        Ok(())
+    }
+
+    /// TEST ONLY, `POST /v1/test/unblock`: let `peer` back in; the daemon
+    /// redials the addresses it knew for it.
+    pub async fn test_unblock(&self, peer: &str) -> Result<(), ClientError> {
+        let body = TestPeer {
+            peer: peer.to_owned(),
+        };
+        self.send_json(Method::POST, "/v1/test/unblock", &body)
+            .await?;
+        Ok(())
+    }
+
+    /// TEST ONLY, `POST /v1/test/gossip-drop`: drop this fraction (0 to 1)
+    /// of the gossip messages that arrive.
+    pub async fn test_gossip_drop(&self, fraction: f64) -> Result<(), ClientError> {
+        let body = TestGossipDrop { fraction };
+        self.send_json(Method::POST, "/v1/test/gossip-drop", &body)
+            .await?;
+        Ok(())
+    }
+
+    /// TEST ONLY, `POST /v1/test/flood`: misbehave toward `request.peer`;
+    /// answers once the flood is over (within about 20 seconds).
+    pub async fn test_flood(&self, request: &TestFlood) -> Result<TestFloodReport, ClientError> {
+        let raw = self
+            .send_json(Method::POST, "/v1/test/flood", request)
+            .await?;
+        decode("/v1/test/flood", &raw.body)
     }
 
     /// Sends any request and returns the answer unparsed; a non-2xx answer

@@ -18,6 +18,7 @@
 //! | `GET /v1/backups` | | 200 `[`[`Backup`]`]` |
 //! | `GET /v1/backups/{id}` | | 200 [`Backup`] |
 //! | `GET /v1/shards` | | 200 `[`[`HeldShard`]`]` |
+//! | `GET /v1/grants` | | 200 `[`[`Grant`]`]` |
 //! | `PUT /v1/contacts/{feed}/auto-approve` | [`SetAutoApprove`] | 200 [`Contact`] |
 //! | `POST /v1/requests` | [`StartRecovery`] | 201 [`RecoveryRequest`] |
 //! | `GET /v1/requests` | | 200 `[`[`RecoveryRequest`]`]` |
@@ -28,12 +29,17 @@
 //! | `POST /v1/recoveries/{backup}/secret` | | 200 [`RecoveredSecret`], once |
 //! | `GET /v1/events` | | 200 `text/event-stream` of [`Event`] |
 //!
+//! A daemon started with the hidden `sherdd --test-hooks` flag also serves
+//! the fault-injection routes of [`test_hooks`] under `/v1/test/`; any other
+//! answers them 404.
+//!
 //! Every error is an [`ErrorBody`] with a stable [`code`]. This crate never
 //! touches the network beyond the daemon's socket, and never depends on
 //! libp2p, the store or the daemon.
 
 mod client;
 mod sse;
+pub mod test_hooks;
 mod types;
 
 use std::ffi::OsString;
@@ -42,10 +48,10 @@ use std::path::PathBuf;
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT, EventStream, RawResponse, StreamItem};
 pub use types::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, AuditRecord, Backup,
-    BackupCustodian, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact, CreateBackup, DecideRequest,
-    Denial, ErrorBody, Event, FeedStatus, HeldShard, Lagged, MAX_BODY_BYTES, Peer,
-    REASON_MAX_BYTES, RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, SetAutoApprove,
-    StartRecovery, Status, code,
+    BackupCustodian, BackupPolicy, BackupTrustee, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact,
+    CreateBackup, DEFAULT_VETO_DELAY_SECS, DecideRequest, Denial, ErrorBody, Event, FeedStatus,
+    Grant, HeldShard, Lagged, MAX_BODY_BYTES, Peer, REASON_MAX_BYTES, RecoveredSecret, Recovery,
+    RecoveryRequest, RejectedShard, SetAutoApprove, StartRecovery, Status, code,
 };
 
 /// The version of the sherd workspace this API belongs to.

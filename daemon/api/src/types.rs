@@ -206,6 +206,21 @@ pub enum Event {
         /// Where the shard would go.
         recipient: String,
     },
+    /// The owner of a backup granted this node emergency access to it.
+    GrantReceived {
+        /// The backup.
+        backup: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// An emergency request's veto window closed with no veto: this
+    /// custodian's user may now approve the release.
+    ReleaseDue {
+        /// The request id.
+        request: String,
+        /// The backup.
+        backup: String,
+    },
     /// This node released its shard for a request (once per request).
     ShardReleased {
         /// The request id.
@@ -331,7 +346,7 @@ mod tests {
 /// `POST /v1/backups`: back up a secret with custodians. The secret travels
 /// only over the daemon's 0600 socket, never on a command line; it is
 /// zeroized when this value is dropped and never printed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBackup {
     /// What the secret is, in the owner's words: 1 to 256 bytes, no control
@@ -343,7 +358,25 @@ pub struct CreateBackup {
     pub custodians: Vec<String>,
     /// The secret, standard base64 with padding (1 byte to 16 KiB decoded).
     pub secret: zeroize::Zeroizing<String>,
+    /// Trustees who may ask for emergency access (0 to 8 feed ids, each a
+    /// contact, none a custodian).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trustees: Vec<String>,
+    /// Seconds the owner has to veto a trustee's request (default
+    /// [`DEFAULT_VETO_DELAY_SECS`], at most a year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub veto_delay_secs: Option<u32>,
+    /// Whether a trustee's access is one-time (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_time: bool,
+    /// Who releases to a trustee once the window has passed: `approve` (each
+    /// custodian's user, the default) or `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
+
+/// The veto window of a backup made without one: 72 hours.
+pub const DEFAULT_VETO_DELAY_SECS: u32 = 72 * 3600;
 
 impl std::fmt::Debug for CreateBackup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -370,6 +403,56 @@ pub struct Backup {
     pub created_ms: u64,
     /// Its custodians, in shard order.
     pub custodians: Vec<BackupCustodian>,
+    /// Its trustees (emergency access).
+    #[serde(default)]
+    pub trustees: Vec<BackupTrustee>,
+    /// Its emergency policy.
+    #[serde(default)]
+    pub policy: Option<BackupPolicy>,
+}
+
+/// One trustee of a [`Backup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTrustee {
+    /// The trustee's feed id.
+    pub feed: String,
+    /// Its contact name, if it has one.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The emergency policy signed into every shard of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupPolicy {
+    /// Seconds the owner has to veto a trustee's request.
+    pub veto_delay_secs: u32,
+    /// Whether a trustee's access is one-time.
+    pub one_time: bool,
+    /// `approve` or `auto`.
+    pub release: String,
+}
+
+/// `GET /v1/grants`: a backup this node may ask for as a trustee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The backup.
+    pub backup: String,
+    /// Its owner.
+    pub owner: String,
+    /// The owner's contact name, if it has one.
+    #[serde(default)]
+    pub owner_name: Option<String>,
+    /// What the secret is, if the owner said.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The custodians that would be asked.
+    pub custodians: Vec<String>,
+    /// Shards needed.
+    pub threshold: u8,
+    /// The policy the custodians enforce.
+    pub policy: BackupPolicy,
+    /// When the grant arrived, ms since the Unix epoch.
+    pub received_ms: u64,
 }
 
 /// One custodian of a [`Backup`].
@@ -438,7 +521,8 @@ pub struct RecoveryRequest {
     /// `owner`, `lost_device` or `emergency`.
     pub kind: String,
     /// This node's part: `requester` (it made the request), `custodian` (it
-    /// is asked for its shard) or `recipient` (the shards come to it).
+    /// is asked for its shard), `recipient` (the shards come to it) or
+    /// `owner` (a trustee asks for this node's backup: it may veto).
     pub role: String,
     /// The backup asked for.
     pub backup: String,
@@ -460,9 +544,16 @@ pub struct RecoveryRequest {
     pub received_ms: u64,
     /// When it lapses, ms since the Unix epoch.
     pub expires_ms: u64,
-    /// For `custodian`: `pending` (waiting for `approve` or `deny`),
-    /// `released` (our shard went out, once), `denied` or `expired`. For
-    /// `requester` and `recipient`: `open`.
+    /// For an emergency request in its veto window: when the window closes,
+    /// ms since the Unix epoch.
+    #[serde(default)]
+    pub release_at_ms: Option<u64>,
+    /// For `custodian`: `waiting` (an emergency request in the owner's veto
+    /// window), `pending` (waiting for `approve` or `deny`), `released` (our
+    /// shard went out, once), `denied`, `vetoed` (by the owner) or
+    /// `expired`. For `owner`: `waiting`, `vetoed` or `approved` (early).
+    /// For `requester` and `recipient`: `open`, or `waiting` for an
+    /// emergency request, `vetoed` once the owner vetoed it.
     pub state: String,
     /// The `reply` or `forward` entry that released our shard, once released.
     #[serde(default)]

@@ -9,6 +9,11 @@
 //! listens on a network address: the socket's file mode is the access
 //! control.
 //!
+//! The TEST ONLY routes under `/v1/test/` (`sherd_api::test_hooks`) are part
+//! of the router only when the backend says so ([`ControlBackend::test_hooks`],
+//! true only for `sherdd --test-hooks`); otherwise they answer 404 like any
+//! unknown path.
+//!
 //! [`serve`] owns the socket file: it refuses to start when another daemon
 //! answers on it, replaces a stale one, and removes it on the way out.
 
@@ -24,6 +29,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sherd_api::test_hooks::TestFloodReport;
 use sherd_api::{
     AuditRecord, Backup, Contact, ErrorBody, Event, HeldShard, Peer, RecoveredSecret, Recovery,
     RecoveryRequest, Status, code,
@@ -53,6 +59,14 @@ pub struct NewBackup {
     pub custodians: Vec<FeedId>,
     /// The secret (1 byte to 16 KiB).
     pub secret: Zeroizing<Vec<u8>>,
+    /// Trustees (0 to 8, distinct, none a custodian).
+    pub trustees: Vec<FeedId>,
+    /// Seconds the owner has to veto a trustee (at most a year).
+    pub veto_delay_secs: u32,
+    /// Whether a trustee's access is one-time.
+    pub one_time: bool,
+    /// Who releases to a trustee after the window.
+    pub release: sherd_protocol::content::Release,
 }
 
 impl std::fmt::Debug for NewBackup {
@@ -155,6 +169,8 @@ pub trait ControlBackend: Send + Sync + 'static {
     fn backup(&self, id: BackupId) -> impl Future<Output = Result<Backup, ApiError>> + Send;
     /// `GET /v1/shards`: the shards this node holds for others.
     fn shards(&self) -> impl Future<Output = Result<Vec<HeldShard>, ApiError>> + Send;
+    /// `GET /v1/grants`: the backups this node may ask for as a trustee.
+    fn grants(&self) -> impl Future<Output = Result<Vec<sherd_api::Grant>, ApiError>> + Send;
     /// `POST /v1/requests`: start a recovery; answers 201 with the request.
     fn start_recovery(
         &self,
@@ -181,6 +197,45 @@ pub trait ControlBackend: Send + Sync + 'static {
         &self,
         backup: BackupId,
     ) -> impl Future<Output = Result<RecoveredSecret, ApiError>> + Send;
+
+    /// Whether the TEST ONLY routes under `/v1/test/` are served. Asked once,
+    /// when the router is built; no by default, and only `sherdd
+    /// --test-hooks` says yes. Without them the `test_*` methods below are
+    /// never called.
+    fn test_hooks(&self) -> bool {
+        false
+    }
+    /// TEST ONLY, `POST /v1/test/block`: cut `peer` off, both ways.
+    fn test_block(&self, _peer: FeedId) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Err(no_test_hooks()) }
+    }
+    /// TEST ONLY, `POST /v1/test/unblock`: let `peer` back in.
+    fn test_unblock(&self, _peer: FeedId) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Err(no_test_hooks()) }
+    }
+    /// TEST ONLY, `POST /v1/test/gossip-drop`: drop `fraction` (0 to 1,
+    /// checked) of incoming gossip.
+    fn test_gossip_drop(
+        &self,
+        _fraction: f64,
+    ) -> impl Future<Output = Result<(), ApiError>> + Send {
+        async { Err(no_test_hooks()) }
+    }
+    /// TEST ONLY, `POST /v1/test/flood`: misbehave toward `peer` (counts
+    /// checked against their maxima, not both 0).
+    fn test_flood(
+        &self,
+        _peer: FeedId,
+        _invalid_entries: u32,
+        _sync_requests: u32,
+    ) -> impl Future<Output = Result<TestFloodReport, ApiError>> + Send {
+        async { Err(no_test_hooks()) }
+    }
+}
+
+/// What a backend without test hooks answers, should it be asked anyway.
+fn no_test_hooks() -> ApiError {
+    ApiError::NotFound("this daemon runs without --test-hooks".into())
 }
 
 /// Why a request failed, as the client sees it: each variant is one HTTP

@@ -34,6 +34,8 @@ use tracing::Instrument;
 
 use super::{ApiError, ControlBackend, NewBackup, NewRecovery, RequestDecision};
 
+mod test_hooks;
+
 /// A comment line on an idle event stream this often, so that clients and
 /// anything in between see the connection is alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -55,9 +57,10 @@ impl<B> Clone for AppState<B> {
     }
 }
 
-/// The control API's router, with its state.
+/// The control API's router, with its state; the test routes only if the
+/// backend serves them.
 pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<bool>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/status", get(status::<B>))
         .route("/v1/peers", get(peers::<B>))
         .route("/v1/connect", post(connect::<B>))
@@ -77,7 +80,15 @@ pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<b
         .route("/v1/backups", get(backups::<B>).post(create_backup::<B>))
         .route("/v1/backups/{id}", get(backup::<B>))
         .route("/v1/shards", get(shards::<B>))
-        .route("/v1/events", get(events::<B>))
+        .route("/v1/grants", get(grants::<B>))
+        .route("/v1/events", get(events::<B>));
+    let routes = if backend.test_hooks() {
+        tracing::warn!("control API: serving the test hooks under /v1/test/");
+        test_hooks::routes(routes)
+    } else {
+        routes
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -268,11 +279,61 @@ fn validate_backup(request: &CreateBackup) -> Result<NewBackup, ApiError> {
             ),
         ));
     }
+    let mut trustees = Vec::with_capacity(request.trustees.len());
+    if request.trustees.len() > sherd_protocol::content::MAX_TRUSTEES {
+        return Err(ApiError::invalid(
+            "trustees",
+            format!(
+                "must list at most {} feeds",
+                sherd_protocol::content::MAX_TRUSTEES
+            ),
+        ));
+    }
+    for (i, t) in request.trustees.iter().enumerate() {
+        let field = format!("trustees[{i}]");
+        let feed = parse_feed(&field, t)?;
+        if trustees.contains(&feed) {
+            return Err(ApiError::invalid(field, "listed twice"));
+        }
+        if custodians.contains(&feed) {
+            return Err(ApiError::invalid(
+                field,
+                "a custodian cannot also be a trustee",
+            ));
+        }
+        trustees.push(feed);
+    }
+    let veto_delay_secs = request
+        .veto_delay_secs
+        .unwrap_or(sherd_api::DEFAULT_VETO_DELAY_SECS);
+    if veto_delay_secs > sherd_protocol::content::MAX_VETO_DELAY_SECS {
+        return Err(ApiError::invalid(
+            "veto_delay_secs",
+            format!(
+                "must be at most {} (a year)",
+                sherd_protocol::content::MAX_VETO_DELAY_SECS
+            ),
+        ));
+    }
+    let release = match request.release.as_deref() {
+        None | Some("approve") => sherd_protocol::content::Release::Approve,
+        Some("auto") => sherd_protocol::content::Release::Auto,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "release",
+                "must be \"approve\" or \"auto\"",
+            ));
+        }
+    };
     Ok(NewBackup {
         label: label.clone(),
         threshold: request.threshold,
         custodians,
         secret,
+        trustees,
+        veto_delay_secs,
+        one_time: request.one_time,
+        release,
     })
 }
 
@@ -299,6 +360,12 @@ async fn backup<B: ControlBackend>(
     let id = sherd_protocol::BackupId::from_str(&id)
         .map_err(|e| ApiError::invalid("id", format!("not a backup id: {e}")))?;
     Ok(axum::Json(state.backend.backup(id).await?))
+}
+
+async fn grants<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(state.backend.grants().await?))
 }
 
 async fn shards<B: ControlBackend>(

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
+use sherd_api::test_hooks::{TestFlood, TestFloodReport};
 use sherd_api::{
     AuditQuery, AuditRecord, Client, ClientError, Contact, Event, FeedStatus, Peer, SOCKET_NAME,
     Status, StreamItem,
@@ -36,6 +37,8 @@ struct Mock {
     contacts: Mutex<Vec<Contact>>,
     fail: Mutex<Option<ApiError>>,
     events: broadcast::Sender<Event>,
+    /// Whether it serves the test routes (as `sherdd --test-hooks`).
+    test_hooks: bool,
 }
 
 impl Mock {
@@ -45,6 +48,14 @@ impl Mock {
             contacts: Mutex::new(Vec::new()),
             fail: Mutex::new(None),
             events: broadcast::channel(event_capacity).0,
+            test_hooks: false,
+        }
+    }
+
+    fn with_test_hooks() -> Self {
+        Self {
+            test_hooks: true,
+            ..Self::new(64)
         }
     }
 
@@ -157,7 +168,14 @@ impl ControlBackend for Mock {
             threshold: request.threshold,
             created_ms: 1,
             custodians: Vec::new(),
+            trustees: Vec::new(),
+            policy: None,
         })
+    }
+
+    async fn grants(&self) -> Result<Vec<sherd_api::Grant>, ApiError> {
+        self.call("grants".into())?;
+        Ok(Vec::new())
     }
 
     async fn backups(&self) -> Result<Vec<sherd_api::Backup>, ApiError> {
@@ -222,6 +240,41 @@ impl ControlBackend for Mock {
     ) -> Result<sherd_api::RecoveredSecret, ApiError> {
         self.call(format!("take_secret {backup}"))?;
         Err(ApiError::NotFound("mock: no recoveries".into()))
+    }
+
+    fn test_hooks(&self) -> bool {
+        self.test_hooks
+    }
+
+    async fn test_block(&self, peer: FeedId) -> Result<(), ApiError> {
+        self.call(format!("test_block {peer}"))
+    }
+
+    async fn test_unblock(&self, peer: FeedId) -> Result<(), ApiError> {
+        self.call(format!("test_unblock {peer}"))
+    }
+
+    async fn test_gossip_drop(&self, fraction: f64) -> Result<(), ApiError> {
+        self.call(format!("test_gossip_drop {fraction}"))
+    }
+
+    async fn test_flood(
+        &self,
+        peer: FeedId,
+        invalid_entries: u32,
+        sync_requests: u32,
+    ) -> Result<TestFloodReport, ApiError> {
+        self.call(format!(
+            "test_flood {peer} {invalid_entries} {sync_requests}"
+        ))?;
+        Ok(TestFloodReport {
+            invalid_entries,
+            sync_requests,
+            sync_answered: sync_requests,
+            sync_failed: 0,
+            disconnected: false,
+            elapsed_ms: 1,
+        })
     }
 }
 
@@ -974,6 +1027,178 @@ async fn recovery_routes_refuse_bad_input_before_the_backend() {
             "{calls:?}"
         );
         assert!(calls[1].contains("LostDevice"), "{calls:?}");
+        h.stop().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_test_routes_do_not_exist_without_test_hooks() {
+    bounded(async {
+        let mut h = Harness::start().await;
+        let body = json!({ "peer": feed(2).to_string() }).to_string();
+        for path in [
+            "/v1/test/block",
+            "/v1/test/unblock",
+            "/v1/test/gossip-drop",
+            "/v1/test/flood",
+        ] {
+            h.assert_refused(
+                "POST",
+                path,
+                &body,
+                (404, "not_found"),
+                &format!("no route {path}"),
+            )
+            .await;
+        }
+        let err = h.client.test_block(&feed(2).to_string()).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Api { status: 404, .. }),
+            "{err:?}"
+        );
+        assert!(h.mock.calls().is_empty(), "{:?}", h.mock.calls());
+        h.stop().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_test_routes_validate_their_input_then_reach_the_backend() {
+    bounded(async {
+        let mut h = Harness::start_with(Mock::with_test_hooks()).await;
+        let bad = (400, "invalid_request");
+        let peer = feed(2).to_string();
+        let refused: &[(&str, String, &str)] = &[
+            ("/v1/test/block", "{}".into(), "missing field `peer`"),
+            (
+                "/v1/test/block",
+                json!({ "peer": "nope" }).to_string(),
+                "invalid peer: not a feed id",
+            ),
+            (
+                "/v1/test/unblock",
+                json!({ "peer": peer, "for_secs": 3 }).to_string(),
+                "unknown field `for_secs`",
+            ),
+            (
+                "/v1/test/gossip-drop",
+                json!({ "fraction": 1.5 }).to_string(),
+                "invalid fraction: must be from 0 to 1 (got 1.5)",
+            ),
+            (
+                "/v1/test/gossip-drop",
+                json!({ "fraction": -0.1 }).to_string(),
+                "invalid fraction: must be from 0 to 1",
+            ),
+            (
+                "/v1/test/gossip-drop",
+                json!({ "fraction": "half" }).to_string(),
+                "invalid fraction: invalid type: string",
+            ),
+            (
+                "/v1/test/flood",
+                json!({ "peer": peer }).to_string(),
+                "give invalid_entries or sync_requests",
+            ),
+            (
+                "/v1/test/flood",
+                json!({ "peer": peer, "invalid_entries": 10_001 }).to_string(),
+                "invalid invalid_entries: must be at most 10000",
+            ),
+            (
+                "/v1/test/flood",
+                json!({ "peer": peer, "sync_requests": 100_001 }).to_string(),
+                "invalid sync_requests: must be at most 100000",
+            ),
+            (
+                "/v1/test/flood",
+                json!({ "peer": peer, "sync_requests": -1 }).to_string(),
+                "invalid sync_requests: invalid value: integer `-1`",
+            ),
+        ];
+        for (path, body, message) in refused {
+            h.assert_refused("POST", path, body, bad, message).await;
+        }
+        h.assert_refused(
+            "GET",
+            "/v1/test/block",
+            "",
+            (405, "method_not_allowed"),
+            "GET is not allowed on /v1/test/block",
+        )
+        .await;
+        assert!(h.mock.calls().is_empty(), "{:?}", h.mock.calls());
+
+        let c = &h.client;
+        c.test_block(&peer).await.unwrap();
+        c.test_unblock(&peer).await.unwrap();
+        c.test_gossip_drop(0.25).await.unwrap();
+        c.test_gossip_drop(1.0).await.unwrap();
+        let report = c
+            .test_flood(&TestFlood {
+                peer: peer.clone(),
+                invalid_entries: 20,
+                sync_requests: 3,
+            })
+            .await
+            .unwrap();
+        assert_eq!((report.invalid_entries, report.sync_requests), (20, 3));
+        assert_eq!(
+            h.mock.calls(),
+            vec![
+                format!("test_block {peer}"),
+                format!("test_unblock {peer}"),
+                "test_gossip_drop 0.25".into(),
+                "test_gossip_drop 1".into(),
+                format!("test_flood {peer} 20 3"),
+            ]
+        );
+        h.stop().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_emergency_policy_is_validated_before_the_backend() {
+    bounded(async {
+        let mut h = Harness::start().await;
+        let bad = (400, "invalid_request");
+        let c = feed(3).to_string();
+        let t = feed(4).to_string();
+        let body = |extra: serde_json::Value| {
+            let mut b = json!({
+                "label": "seed", "threshold": 1, "custodians": [c], "secret": "c2VjcmV0",
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            b.to_string()
+        };
+        let cases: &[(serde_json::Value, &str)] = &[
+            (
+                json!({ "trustees": [c] }),
+                "a custodian cannot also be a trustee",
+            ),
+            (
+                json!({ "trustees": [t, t] }),
+                "invalid trustees[1]: listed twice",
+            ),
+            (
+                json!({ "trustees": ["nope"] }),
+                "invalid trustees[0]: not a feed id",
+            ),
+            (
+                json!({ "release": "sometimes" }),
+                "must be \"approve\" or \"auto\"",
+            ),
+            (json!({ "veto_delay_secs": 31_536_001 }), "at most 31536000"),
+        ];
+        for (extra, message) in cases {
+            h.assert_refused("POST", "/v1/backups", &body(extra.clone()), bad, message)
+                .await;
+        }
+        assert!(h.mock.calls().is_empty(), "{:?}", h.mock.calls());
         h.stop().await.unwrap();
     })
     .await;

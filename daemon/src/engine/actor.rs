@@ -27,8 +27,8 @@ use tokio::time::Instant;
 use super::audit::{AuditLine, Outcome};
 use super::open::{self, Item, Opened};
 use super::{
-    EngineCommand, EngineError, EngineEvent, EngineOptions, custodian, owner, records, recover,
-    requests,
+    EngineCommand, EngineError, EngineEvent, EngineOptions, custodian, emergency, owner, records,
+    recover, requests,
 };
 use crate::clock;
 use crate::net::NetworkHandle;
@@ -60,6 +60,10 @@ pub(super) struct Engine {
     unflushed: usize,
     /// When to persist `pending` if nothing else does first.
     flush_at: Option<Instant>,
+    /// The earliest veto window still open (ms since the epoch), if any.
+    deadline: Option<u64>,
+    /// A step changed the veto windows: `deadline` is to be found again.
+    deadlines_dirty: bool,
 }
 
 impl Engine {
@@ -83,6 +87,8 @@ impl Engine {
             pending: HashMap::new(),
             unflushed: 0,
             flush_at: None,
+            deadline: None,
+            deadlines_dirty: true,
         }
     }
 
@@ -98,6 +104,19 @@ impl Engine {
             return;
         }
         loop {
+            if self.deadlines_dirty {
+                self.deadlines_dirty = false;
+                self.deadline = match emergency::next_deadline(&self) {
+                    Ok(deadline) => deadline,
+                    Err(e) => {
+                        tracing::error!(error = %e, "engine: cannot read the veto windows; retrying in a second");
+                        Some(clock::now_ms().saturating_add(1000))
+                    }
+                };
+            }
+            let deadline_at = self.deadline.map(|at| {
+                Instant::now() + Duration::from_millis(at.saturating_sub(clock::now_ms()))
+            });
             let flush_at = self.flush_at;
             tokio::select! {
                 // Commands first: a user waiting on a backup goes before
@@ -128,6 +147,12 @@ impl Engine {
                     }
                 },
                 () = sleep_until(flush_at), if flush_at.is_some() => self.flush().await,
+                () = sleep_until(deadline_at), if deadline_at.is_some() => {
+                    if let Err(e) = emergency::on_deadlines(&mut self).await {
+                        tracing::error!(error = %e, "engine: closing veto windows failed; will retry");
+                    }
+                    self.deadlines_dirty = true;
+                }
             }
             if self.unflushed >= FLUSH_EVERY {
                 self.flush().await;
@@ -173,7 +198,21 @@ impl Engine {
                 let _ = reply.send(result);
             }
             EngineCommand::StartOwner { backup, reply } => {
-                let _ = reply.send(requests::start_owner(self, backup).await);
+                // One of ours (the owner asks), or one we were granted (a
+                // trustee asks, in an emergency).
+                let result = match records::grant(&self.store, &backup) {
+                    Ok(Some(grant))
+                        if records::backup(&self.store, &backup)
+                            .ok()
+                            .flatten()
+                            .is_none() =>
+                    {
+                        emergency::start(self, backup, grant).await
+                    }
+                    Ok(_) => requests::start_owner(self, backup).await,
+                    Err(e) => Err(e.into()),
+                };
+                let _ = reply.send(result);
             }
             EngineCommand::StartLostDevice {
                 owner,
@@ -334,6 +373,9 @@ impl Engine {
                 Content::Forward(forward) if item.feed != self.me => {
                     recover::on_forward(self, &item, forward).await
                 }
+                Content::Grant(grant) if item.feed != self.me => {
+                    emergency::on_grant(self, &item, grant).await
+                }
                 Content::Deny(deny) if item.feed != self.me => {
                     recover::on_deny(self, &item, deny).await
                 }
@@ -354,6 +396,11 @@ impl Engine {
                 }
             },
         }
+    }
+
+    /// A step opened, closed or moved a veto window.
+    pub(super) fn deadlines_changed(&mut self) {
+        self.deadlines_dirty = true;
     }
 
     /// Moves a feed's cursor past an entry that had no effect.

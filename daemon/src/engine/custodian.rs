@@ -18,7 +18,7 @@ use sherd_protocol::shard::VerifiedShard;
 use super::actor::Engine;
 use super::audit::{AuditLine, Outcome};
 use super::open::Item;
-use super::records::{self, HeldShard};
+use super::records::{self, HeldShard, PolicyRecord};
 use super::{EngineError, EngineEvent};
 use crate::clock;
 use crate::rng::os_rng;
@@ -85,11 +85,16 @@ pub(super) async fn on_shard(
                     follows,
                     inner.policy.custodians.clone(),
                     inner.policy.trustees.clone(),
+                    PolicyRecord {
+                        veto_delay_secs: inner.policy.veto_delay_secs,
+                        one_time: inner.policy.one_time,
+                        release: inner.policy.release,
+                    },
                 ))
             }
         }
     };
-    let (follows, custodians, trustees) = match checked {
+    let (follows, custodians, trustees, policy) = match checked {
         Ok(checked) => checked,
         Err(reason) => {
             tracing::info!(%owner, entry = %item.id, %reason, "engine: shard refused");
@@ -133,6 +138,9 @@ pub(super) async fn on_shard(
                     follows: record_follows,
                     custodians,
                     trustees,
+                    policy,
+                    vetoed: Vec::new(),
+                    owner_approved: Vec::new(),
                 };
                 vec![
                     EngineUpdate::HeldShard {

@@ -45,6 +45,7 @@
 mod actor;
 mod audit;
 mod custodian;
+mod emergency;
 mod open;
 mod owner;
 pub mod records;
@@ -119,6 +120,10 @@ pub enum EngineError {
     /// The recovery of this backup is complete; its secret waits to be taken.
     #[error("backup {0} is recovered already; take the secret with `sherdctl recover`")]
     AlreadyRecovered(BackupId),
+    /// The owner's veto window is still open (until this time, ms since the
+    /// epoch): nothing can be released before it closes.
+    #[error("the owner's veto window is open until {0} ms since the epoch; nothing was released")]
+    VetoWindowOpen(u64),
     /// No request with this id was asked of this node.
     #[error("no request {0} was asked of this node")]
     UnknownRequest(RequestId),
@@ -243,6 +248,21 @@ pub enum EngineEvent {
         requester: FeedId,
         /// Where the shards go.
         recipient: FeedId,
+    },
+    /// The owner of a backup granted this node emergency access to it.
+    GrantReceived {
+        /// The backup.
+        backup: BackupId,
+        /// Its owner.
+        owner: FeedId,
+    },
+    /// An emergency request's veto window closed with no veto: this node's
+    /// user may now approve the release.
+    ReleaseDue {
+        /// The request.
+        request: RequestId,
+        /// The backup.
+        backup: BackupId,
     },
     /// This node released its shard for a request.
     ShardReleased {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use sherd_protocol::FeedId;
 use sherd_protocol::backup::{self, BackupSpec};
-use sherd_protocol::content::{Ack, Content};
+use sherd_protocol::content::{Ack, Content, Grant, V1};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::envelope;
 use zeroize::Zeroizing;
@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::actor::Engine;
 use super::audit::{AuditLine, Outcome};
 use super::open::Item;
-use super::records::{self, BackupRecord, CustodianRecord};
+use super::records::{self, BackupRecord, CustodianRecord, PolicyRecord, TrusteeRecord};
 use super::{CreatedBackup, EngineError, EngineEvent};
 use crate::clock;
 use crate::rng::os_rng;
@@ -37,9 +37,22 @@ pub(super) async fn create_backup(
         .into_iter()
         .map(|(feed, _)| feed)
         .collect();
-    if let Some(stranger) = spec.custodians.iter().find(|c| !contacts.contains(c)) {
+    // Custodians and trustees alike must follow us to see what we publish
+    // for them, and we them.
+    if let Some(stranger) = spec
+        .custodians
+        .iter()
+        .chain(&spec.trustees)
+        .find(|c| !contacts.contains(c))
+    {
         return Err(EngineError::NotAContact(Box::new(*stranger)));
     }
+    let policy = PolicyRecord {
+        veto_delay_secs: spec.veto_delay_secs,
+        one_time: spec.one_time,
+        release: spec.release,
+    };
+    let trustees = spec.trustees.clone();
     let now = clock::now_ms();
     let mut rng = os_rng();
     let made = backup::create(&mut rng, &engine.key, now, &spec);
@@ -66,21 +79,46 @@ pub(super) async fn create_backup(
         ));
         custodians.push(custodian);
     }
+    // Each trustee learns what it may ask for, and of whom.
+    let grant = Content::Grant(Grant {
+        version: V1,
+        backup: made.id,
+        label: Some(made.root.label.clone()),
+        custodians: custodians.clone(),
+        threshold: made.root.threshold,
+        veto_delay_secs: policy.veto_delay_secs,
+        one_time: policy.one_time,
+        release: policy.release,
+    })
+    .to_json()?;
+    for trustee in &trustees {
+        publish.push((
+            PayloadKind::Boxed,
+            envelope::seal(&mut rng, &me, &[*trustee], &grant)?,
+        ));
+    }
 
     let id = made.id;
     let label = made.root.label.clone();
     let threshold = made.root.threshold;
     let record_custodians = custodians.clone();
+    let record_trustees = trustees.clone();
     let line = AuditLine::new(now, "backup_created", Outcome::Ok)
         .backup(id)
-        .reason(format!("{threshold} of {}", custodians.len()));
+        .reason(format!(
+            "{threshold} of {}, {} trustees",
+            custodians.len(),
+            trustees.len()
+        ));
     let published = engine
-        .commit(None, publish, move |published| {
+        .commit(None, publish, move |published: &[SignedHeader]| {
             let ids: Vec<_> = published.iter().map(SignedHeader::id).collect();
-            // The root first, then one shard per custodian, in order.
-            let Some((root, shards)) = ids.split_first() else {
+            // The root first, then one shard per custodian, then one grant
+            // per trustee, in order.
+            let Some((root, rest)) = ids.split_first() else {
                 return Vec::new();
             };
+            let (shards, grants) = rest.split_at(rest.len().min(record_custodians.len()));
             let record = BackupRecord {
                 label,
                 threshold,
@@ -95,6 +133,15 @@ pub(super) async fn create_backup(
                         acked: None,
                     })
                     .collect(),
+                trustees: record_trustees
+                    .into_iter()
+                    .zip(grants)
+                    .map(|(feed, grant)| TrusteeRecord {
+                        feed,
+                        grant: *grant,
+                    })
+                    .collect(),
+                policy,
             };
             vec![
                 EngineUpdate::Backup {
@@ -123,7 +170,8 @@ pub(super) async fn create_backup(
     tracing::info!(backup = %id, custodians = custodians.len(), "engine: backup published");
     // Contacts are followed already; this keeps the custodians followed as
     // long as the backup lives, even if one stops being a contact.
-    engine.follow(custodians.iter().copied()).await;
+    let follows: Vec<FeedId> = custodians.iter().chain(&trustees).copied().collect();
+    engine.follow(follows).await;
     engine.emit(EngineEvent::BackupCreated {
         backup: id,
         custodians: custodians.len(),

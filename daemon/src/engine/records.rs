@@ -7,7 +7,7 @@
 //! id, so that erasing a payload really erases the shard.
 
 use serde::{Deserialize, Serialize};
-use sherd_protocol::content::RequestKind;
+use sherd_protocol::content::{Release, RequestKind};
 use sherd_protocol::{BackupId, EntryId, FeedId, RequestId};
 
 use crate::store::{Store, StoreError};
@@ -26,6 +26,51 @@ pub struct BackupRecord {
     pub root: EntryId,
     /// The custodians, in shard order.
     pub custodians: Vec<CustodianRecord>,
+    /// The trustees, each with the `grant` entry published to it.
+    #[serde(default)]
+    pub trustees: Vec<TrusteeRecord>,
+    /// The emergency policy signed into every shard.
+    #[serde(default)]
+    pub policy: PolicyRecord,
+}
+
+/// The emergency-access part of a backup's policy (PROTOCOL.md 8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    /// Seconds the owner has to veto a trustee's request.
+    pub veto_delay_secs: u32,
+    /// Whether a trustee's access erases the backup everywhere.
+    pub one_time: bool,
+    /// Who releases to a trustee once the delay has passed.
+    pub release: Release,
+}
+
+/// One trustee of a backup, as the owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrusteeRecord {
+    /// The trustee's feed.
+    pub feed: FeedId,
+    /// The `grant` entry published to it.
+    pub grant: EntryId,
+}
+
+/// What a trustee was granted by a backup's owner (from its `grant` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// The backup's owner.
+    pub owner: FeedId,
+    /// The `grant` entry.
+    pub entry: EntryId,
+    /// What the secret is, if the owner said.
+    pub label: Option<String>,
+    /// The custodians to ask.
+    pub custodians: Vec<FeedId>,
+    /// Shards needed.
+    pub threshold: u8,
+    /// The policy the custodians enforce.
+    pub policy: PolicyRecord,
+    /// When it arrived, ms since the Unix epoch.
+    pub received_ms: u64,
 }
 
 /// One custodian of a backup, as the owner sees it.
@@ -67,6 +112,15 @@ pub struct HeldShard {
     /// The trustees of the owner-signed policy.
     #[serde(default)]
     pub trustees: Vec<FeedId>,
+    /// The emergency policy of the owner-signed shard.
+    #[serde(default)]
+    pub policy: PolicyRecord,
+    /// Emergency requests the owner vetoed before they reached this node.
+    #[serde(default)]
+    pub vetoed: Vec<RequestId>,
+    /// Emergency requests the owner approved before they reached this node.
+    #[serde(default)]
+    pub owner_approved: Vec<RequestId>,
 }
 
 /// This node's part in a recovery request.
@@ -77,6 +131,9 @@ pub enum Role {
     Requester,
     /// This node is asked for its shard.
     Custodian,
+    /// This node owns the backup a trustee asks for: it may veto the
+    /// request or approve it early.
+    Owner,
     /// The shards come to this node (a new identity of the owner).
     Recipient,
 }
@@ -87,6 +144,12 @@ pub enum Role {
 pub enum RequestState {
     /// Made here, or naming us as recipient: nothing for this node to decide.
     Open,
+    /// An emergency request in its veto window: nothing is released before
+    /// `release_at_ms`, and a veto from the owner cancels it.
+    Waiting {
+        /// When the window closes, ms since the Unix epoch.
+        release_at_ms: u64,
+    },
     /// Asked of us; waiting for the user's `approve` or `deny`.
     Pending,
     /// Our shard went out in this `reply` / `forward` entry. Final: a
@@ -104,6 +167,14 @@ pub enum RequestState {
     },
     /// It lapsed before it was approved. Final.
     Expired,
+    /// The owner vetoed this emergency request. Final.
+    Vetoed,
+    /// As owner: this node approved the emergency request early, in this
+    /// entry (the request, published again by the owner). Final.
+    Approved {
+        /// The owner's approving entry.
+        entry: EntryId,
+    },
 }
 
 impl RequestState {
@@ -111,10 +182,13 @@ impl RequestState {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Open => "open",
+            Self::Waiting { .. } => "waiting",
             Self::Pending => "pending",
             Self::Released { .. } => "released",
             Self::Denied { .. } => "denied",
             Self::Expired => "expired",
+            Self::Vetoed => "vetoed",
+            Self::Approved { .. } => "approved",
         }
     }
 }
@@ -306,5 +380,22 @@ pub fn recoveries(store: &Store) -> Result<Vec<(BackupId, RecoveryRecord)>, Stor
         .recovery_records()?
         .into_iter()
         .map(|(id, bytes)| Ok((id, decode("recovery", &id, &bytes)?)))
+        .collect()
+}
+
+/// What this node was granted as a trustee for backup `id`.
+pub fn grant(store: &Store, id: &BackupId) -> Result<Option<GrantRecord>, StoreError> {
+    store
+        .grant_record(id)?
+        .map(|bytes| decode("grant", id, &bytes))
+        .transpose()
+}
+
+/// Every grant this node holds as a trustee.
+pub fn grants(store: &Store) -> Result<Vec<(BackupId, GrantRecord)>, StoreError> {
+    store
+        .grant_records()?
+        .into_iter()
+        .map(|(id, bytes)| Ok((id, decode("grant", &id, &bytes)?)))
         .collect()
 }

@@ -127,9 +127,9 @@ pub(super) async fn on_reply(
     reply: &Reply,
 ) -> Result<(), EngineError> {
     let me = engine.me;
+    // Our own backup (owner request), or one we were granted (emergency).
     let found = records::recovery(&engine.store, &reply.backup)?.filter(|r| {
-        r.kind == RequestKind::Owner
-            && r.owner == me
+        ((r.kind == RequestKind::Owner && r.owner == me) || r.kind == RequestKind::Emergency)
             && r.requests
                 .iter()
                 .any(|(requester, id)| *requester == me && *id == reply.request)
@@ -332,11 +332,18 @@ pub(super) async fn on_deny(
     item: &Item,
     deny: &Deny,
 ) -> Result<(), EngineError> {
+    // As a custodian: the owner vetoing a trustee's request.
+    if super::emergency::on_owner_veto(engine, item, deny).await? {
+        return Ok(());
+    }
     let me = engine.me;
     let custodian = item.feed;
     let now = clock::now_ms();
     let asked = records::request(&engine.store, &me, &deny.request)?.filter(|r| {
-        r.role == Role::Requester && r.backup == deny.backup && r.custodians.contains(&custodian)
+        r.role == Role::Requester
+            && r.backup == deny.backup
+            && (r.custodians.contains(&custodian)
+                || (r.kind == RequestKind::Emergency && r.owner == custodian))
     });
     if asked.is_none() {
         let line = AuditLine::new(now, "deny_ignored", Outcome::Ignored)
@@ -351,8 +358,24 @@ pub(super) async fn on_deny(
     if let Some(mut recovery) = records::recovery(&engine.store, &deny.backup)?
         .filter(|r| r.requests.contains(&(me, deny.request)))
     {
-        recovery.denied.push((custodian, deny.reason.clone()));
+        if recovery.kind == RequestKind::Emergency && recovery.owner == custodian {
+            // The owner's veto: no custodian will release.
+            super::emergency::vetoed_recovery(&mut recovery, custodian, deny.reason.clone());
+            engine.recoveries.remove(&deny.backup);
+        } else {
+            recovery.denied.push((custodian, deny.reason.clone()));
+        }
         updates.push(recovery_update(deny.backup, &recovery));
+    }
+    if let Some(mut request) =
+        asked.filter(|r| r.kind == RequestKind::Emergency && r.owner == custodian)
+    {
+        request.state = RequestState::Vetoed;
+        updates.push(EngineUpdate::Request {
+            requester: me,
+            id: deny.request,
+            record: records::encode(&request),
+        });
     }
     let line = AuditLine::new(now, "request_denied_by_custodian", Outcome::Ok)
         .backup(deny.backup)

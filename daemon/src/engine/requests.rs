@@ -61,7 +61,11 @@ pub enum Decision {
 /// A request as made or decided: who made it, its id, its record.
 pub type RequestView = (FeedId, RequestId, RequestRecord);
 
-fn request_update(requester: FeedId, id: RequestId, record: &RequestRecord) -> EngineUpdate {
+pub(super) fn request_update(
+    requester: FeedId,
+    id: RequestId,
+    record: &RequestRecord,
+) -> EngineUpdate {
     EngineUpdate::Request {
         requester,
         id,
@@ -71,7 +75,7 @@ fn request_update(requester: FeedId, id: RequestId, record: &RequestRecord) -> E
 
 /// Boxes `content` to `recipients`, at most [`MAX_RECIPIENTS`] per envelope:
 /// one entry per group, each with the same content.
-fn boxed_to(
+pub(super) fn boxed_to(
     engine: &Engine,
     recipients: &[FeedId],
     content: &Content,
@@ -322,7 +326,7 @@ fn recipient_refusal(me: FeedId, owner: FeedId, to: FeedId, held: &HeldShard) ->
 
 /// The `reply` (owner request) or `forward` (lost device) carrying our shard
 /// of `held`, resealed to the request's recipient and boxed to it.
-fn release_payload(
+pub(super) fn release_payload(
     engine: &Engine,
     request: RequestId,
     record: &RequestRecord,
@@ -355,17 +359,18 @@ fn release_payload(
         }
     }
     let content = match record.kind {
-        RequestKind::Owner => Content::Reply(Reply {
-            version: V1,
-            request,
-            backup: record.backup,
-            sealed: sherd_protocol::content::Base64Bytes(sealed),
-        }),
-        _ => Content::Forward(Forward {
+        RequestKind::LostDevice => Content::Forward(Forward {
             version: V1,
             request,
             backup: record.backup,
             owner: record.owner,
+            sealed: sherd_protocol::content::Base64Bytes(sealed),
+        }),
+        // To the requester itself: the owner, or a trustee.
+        RequestKind::Owner | RequestKind::Emergency => Content::Reply(Reply {
+            version: V1,
+            request,
+            backup: record.backup,
             sealed: sherd_protocol::content::Base64Bytes(sealed),
         }),
     };
@@ -405,6 +410,9 @@ pub(super) async fn on_request(
     if request.expires_ms <= now {
         return refused(engine, item, refuse("the request has expired".into())).await;
     }
+    if request.kind == RequestKind::Emergency {
+        return super::emergency::on_request(engine, item, request).await;
+    }
     if request.recipient == engine.me && request.kind == RequestKind::LostDevice {
         return super::recover::on_lost_device_request(engine, item, request).await;
     }
@@ -438,9 +446,8 @@ pub(super) async fn on_request(
                 None => Ok(()),
             }
         }
-        RequestKind::Emergency => {
-            Err("emergency requests are not handled by this version".to_owned())
-        }
+        // Handled above (`emergency::on_request`).
+        RequestKind::Emergency => Err("not an emergency request path".to_owned()),
     };
     if let Err(reason) = allowed {
         return refused(engine, item, refuse(reason)).await;
@@ -531,7 +538,11 @@ pub(super) async fn on_request(
     Ok(())
 }
 
-async fn refused(engine: &mut Engine, item: &Item, line: AuditLine) -> Result<(), EngineError> {
+pub(super) async fn refused(
+    engine: &mut Engine,
+    item: &Item,
+    line: AuditLine,
+) -> Result<(), EngineError> {
     let reason = line.reason_text();
     tracing::info!(peer = %item.feed, entry = %item.id, %reason, "engine: request refused");
     engine.commit_audit(item, line).await?;
@@ -553,7 +564,9 @@ fn find_asked(
     let mut found: Vec<(FeedId, RequestRecord)> = records::requests(&engine.store)?
         .into_iter()
         .filter(|(requester, rid, record)| {
-            *rid == id && record.role == Role::Custodian && from.is_none_or(|f| f == *requester)
+            *rid == id
+                && matches!(record.role, Role::Custodian | Role::Owner)
+                && from.is_none_or(|f| f == *requester)
         })
         .map(|(requester, _, record)| (requester, record))
         .collect();
@@ -574,9 +587,15 @@ pub(super) async fn decide(
     decision: Decision,
 ) -> Result<RequestView, EngineError> {
     let (requester, mut record) = find_asked(engine, id, from)?;
-    match &record.state {
-        RequestState::Pending => {}
-        other => return Err(EngineError::RequestClosed(other.name())),
+    if record.role == Role::Owner {
+        return super::emergency::owner_decides(engine, requester, id, record, decision).await;
+    }
+    match (&record.state, &decision) {
+        (RequestState::Pending, _) | (RequestState::Waiting { .. }, Decision::Deny { .. }) => {}
+        (RequestState::Waiting { release_at_ms }, Decision::Approve { .. }) => {
+            return Err(EngineError::VetoWindowOpen(*release_at_ms));
+        }
+        (other, _) => return Err(EngineError::RequestClosed(other.name())),
     }
     let now = clock::now_ms();
     if record.expires_ms <= now {

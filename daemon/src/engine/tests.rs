@@ -1144,3 +1144,224 @@ async fn a_complete_recovery_survives_a_restart_of_the_owner_and_an_auto_approve
         assert!(node.shutdown(LIMIT).await);
     }
 }
+
+// ---- emergency access: trustees, the veto window, release ----
+
+/// A trustee node, a contact of the owner both ways, connected to it.
+async fn trustee_of(net: &Net, dir: &Path) -> Node {
+    let t = start(dir).await;
+    befriend(&net.owner, &t).await;
+    befriend(&t, &net.owner).await;
+    t.net.dial(net.owner_addr.clone()).await.unwrap();
+    t
+}
+
+fn emergency_spec(
+    custodians: Vec<FeedId>,
+    trustee: FeedId,
+    veto_delay_secs: u32,
+    release: Release,
+) -> BackupSpec {
+    BackupSpec {
+        trustees: vec![trustee],
+        veto_delay_secs,
+        release,
+        ..spec(custodians, 2)
+    }
+}
+
+/// Waits until `node` records request `id` (asked of it) in state `state`.
+async fn wait_for_state(node: &Node, id: sherd_protocol::RequestId, state: &str) {
+    eventually(&format!("the request is {state}"), || async {
+        records::requests(&node.store)
+            .unwrap()
+            .into_iter()
+            .find(|(_, rid, r)| {
+                *rid == id && r.role != records::Role::Requester && r.state.name() == state
+            })
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_owner_vetoes_an_emergency_request_and_nothing_is_released() {
+    let net = Net::new(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trustee = trustee_of(&net, dir.path()).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(emergency_spec(
+            net.feeds(),
+            trustee.key.feed_id(),
+            3600,
+            Release::Auto,
+        ))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    let grant = eventually("the trustee has its grant", || async {
+        records::grant(&trustee.store, &created.id).unwrap()
+    })
+    .await;
+    assert_eq!(grant.owner, net.owner.key.feed_id());
+    assert_eq!(grant.threshold, 2);
+    assert_eq!(grant.policy.veto_delay_secs, 3600);
+
+    let (_, id, request) = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        request.kind,
+        sherd_protocol::content::RequestKind::Emergency
+    );
+    for i in 0..3 {
+        wait_for_state(net.custodian(i), id, "waiting").await;
+    }
+    wait_for_state(&net.owner, id, "waiting").await;
+    // Inside the window, a custodian cannot release.
+    let early = net
+        .custodian(0)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap_err();
+    assert!(matches!(early, EngineError::VetoWindowOpen(_)), "{early}");
+
+    // The owner vetoes: every custodian cancels, the trustee is told.
+    let vetoed = net
+        .owner
+        .engine
+        .decide(
+            id,
+            None,
+            super::Decision::Deny {
+                reason: Some("I am fine".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(vetoed.2.state, records::RequestState::Vetoed);
+    for i in 0..3 {
+        wait_for_state(net.custodian(i), id, "vetoed").await;
+    }
+    let failed = eventually("the trustee's recovery ended", || async {
+        records::recovery(&trustee.store, &created.id)
+            .unwrap()
+            .filter(|r| matches!(r.state, records::RecoveryState::Failed { .. }))
+    })
+    .await;
+    assert_eq!(failed.shards.len(), 0);
+    for i in 0..3 {
+        let lines = audit(&net.custodian(i).store);
+        assert!(
+            audit_events(&lines, "shard_released").is_empty(),
+            "{lines:?}"
+        );
+    }
+    assert!(trustee.shutdown(LIMIT).await);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_no_veto_custodians_release_after_the_window_even_across_a_restart() {
+    let mut net = Net::new(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trustee = trustee_of(&net, dir.path()).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(emergency_spec(
+            net.feeds(),
+            trustee.key.feed_id(),
+            2,
+            Release::Auto,
+        ))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    eventually("the trustee has its grant", || async {
+        records::grant(&trustee.store, &created.id).unwrap()
+    })
+    .await;
+    let (_, id, _) = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        wait_for_state(net.custodian(i), id, "waiting").await;
+    }
+    // Custodian 0 is down when the window closes: its deadline was stored,
+    // so it releases once it is back, neither earlier nor never.
+    net.stop(0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let recovery = wait_for_complete(&trustee, &created.id).await;
+    assert_eq!(
+        recovery.kind,
+        sherd_protocol::content::RequestKind::Emergency
+    );
+    net.restart(0).await;
+    wait_for_state(net.custodian(0), id, "released").await;
+    let secret = trustee.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+    assert!(trustee.shutdown(LIMIT).await);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_owner_approves_early_and_custodians_release_on_their_own_approval() {
+    let net = Net::new(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trustee = trustee_of(&net, dir.path()).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(emergency_spec(
+            net.feeds(),
+            trustee.key.feed_id(),
+            3600,
+            Release::Approve,
+        ))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    eventually("the trustee has its grant", || async {
+        records::grant(&trustee.store, &created.id).unwrap()
+    })
+    .await;
+    let (_, id, _) = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    wait_for_state(&net.owner, id, "waiting").await;
+    let approved = net.owner.engine.decide(id, None, approve()).await.unwrap();
+    assert!(matches!(
+        approved.2.state,
+        records::RequestState::Approved { .. }
+    ));
+    // The window is over, but `release: approve` still asks each custodian.
+    for i in 0..2 {
+        wait_for_state(net.custodian(i), id, "pending").await;
+        net.custodian(i)
+            .engine
+            .decide(id, None, approve())
+            .await
+            .unwrap();
+    }
+    wait_for_complete(&trustee, &created.id).await;
+    let secret = trustee.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+    // Custodian 2 never approved: it released nothing.
+    let lines = audit(&net.custodian(2).store);
+    assert!(
+        audit_events(&lines, "shard_released").is_empty(),
+        "{lines:?}"
+    );
+    assert!(trustee.shutdown(LIMIT).await);
+    net.shutdown().await;
+}

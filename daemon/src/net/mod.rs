@@ -7,12 +7,17 @@
 //! the store's validation and commit before it is accepted, acknowledged to
 //! gossipsub (so forwarded) or reported; every entry the node publishes is
 //! gossiped only once the store has committed it.
+//!
+//! [`test_hooks`] holds fault injection for the testnet (block a peer, drop
+//! gossip, flood a peer); only `sherdd --test-hooks` lets the control API
+//! reach it.
 
 mod behaviour;
 pub mod gossip;
 mod misbehaviour;
 mod service;
 pub mod sync;
+pub mod test_hooks;
 
 use std::time::Duration;
 
@@ -83,6 +88,9 @@ pub enum NetError {
     /// The network actor has stopped.
     #[error("the network is shut down")]
     Closed,
+    /// A test hook cannot do what was asked (says why).
+    #[error("{0}")]
+    TestHook(String),
 }
 
 /// What the network reports.
@@ -112,7 +120,15 @@ enum NetCommand {
     Unfollow(FeedId),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
+    Test(test_hooks::TestCommand),
     Shutdown,
+}
+
+/// The libp2p peer id of a feed: the identity multihash of the same
+/// Ed25519 key.
+pub fn peer_id(feed: &FeedId) -> PeerId {
+    PeerId::from_bytes(&feed.peer_id_bytes())
+        .expect("the identity multihash of a 32-byte key is well formed")
 }
 
 /// A cloneable handle to the network actor.
@@ -159,6 +175,46 @@ impl NetworkHandle {
         let (tx, rx) = oneshot::channel();
         self.send(NetCommand::Peers(tx)).await?;
         rx.await.map_err(|_| NetError::Closed)
+    }
+
+    /// TEST ONLY: closes every connection to `peer` and refuses new ones,
+    /// both ways, until [`NetworkHandle::test_unblock`].
+    pub async fn test_block(&self, peer: PeerId) -> Result<(), NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(NetCommand::Test(test_hooks::TestCommand::Block(peer, tx)))
+            .await?;
+        rx.await.map_err(|_| NetError::Closed)
+    }
+
+    /// TEST ONLY: lifts [`NetworkHandle::test_block`] (a misbehaviour block
+    /// stays) and redials the addresses known for `peer`; returns how many.
+    pub async fn test_unblock(&self, peer: PeerId) -> Result<usize, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(NetCommand::Test(test_hooks::TestCommand::Unblock(peer, tx)))
+            .await?;
+        rx.await.map_err(|_| NetError::Closed)
+    }
+
+    /// TEST ONLY: drops `fraction` (0 to 1) of incoming gossip before validation.
+    pub async fn test_gossip_drop(&self, fraction: f64) -> Result<(), NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(NetCommand::Test(test_hooks::TestCommand::GossipDrop(
+            fraction, tx,
+        )))
+        .await?;
+        rx.await.map_err(|_| NetError::Closed)
+    }
+
+    /// TEST ONLY: misbehaves toward a peer (see [`test_hooks::Flood`]);
+    /// answers when the flood is over, within [`test_hooks::FLOOD_LIMIT`].
+    pub async fn test_flood(
+        &self,
+        flood: test_hooks::Flood,
+    ) -> Result<test_hooks::FloodReport, NetError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(NetCommand::Test(test_hooks::TestCommand::Flood(flood, tx)))
+            .await?;
+        rx.await.map_err(|_| NetError::Closed)?
     }
 
     /// What the network reports from now on.

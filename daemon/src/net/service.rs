@@ -14,17 +14,18 @@ use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, identity, mdns, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, mdns, noise, tcp, yamux};
 use sherd_protocol::entry::SignedHeader;
 use sherd_protocol::feed::EntryError;
 use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
-use super::misbehaviour::Misbehaviour;
+use super::misbehaviour::{Misbehaviour, SyncBudget};
 use super::sync::{
     MAX_ENTRIES_PER_RESPONSE, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse, WireEntry,
 };
+use super::test_hooks::{Hooks, TestCommand};
 use super::{NetCommand, NetError, NetEvent, NetworkConfig, gossip};
 use crate::clock::now_ms;
 use crate::store::{Committed, IncomingEntry, IngestOutcome, Store, StoreError};
@@ -108,6 +109,10 @@ pub(super) struct Service {
     /// Feeds being fetched from a peer, with the height to reach.
     fetching: HashMap<(PeerId, [u8; 32]), u64>,
     misbehaviour: Misbehaviour,
+    /// Every peer's inbound sync request budget.
+    sync_budget: SyncBudget,
+    /// Test hooks' state: inert unless a test command arrives.
+    hooks: Hooks,
 }
 
 /// Whether a refusal proves that the sender did not validate what it sent
@@ -194,6 +199,8 @@ impl Service {
             dialing: HashMap::new(),
             fetching: HashMap::new(),
             misbehaviour: Misbehaviour::default(),
+            sync_budget: SyncBudget::default(),
+            hooks: Hooks::default(),
         })
     }
 
@@ -209,6 +216,7 @@ impl Service {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut unblock = tokio::time::interval(Duration::from_secs(5));
         loop {
+            let flood_deadline = self.hooks.flood_deadline();
             tokio::select! {
                 command = self.commands.recv() => match command {
                     None | Some(NetCommand::Shutdown) => break,
@@ -226,6 +234,9 @@ impl Service {
                 Some(done) = self.done_rx.recv() => self.on_done(done),
                 _ = resync.tick() => self.resync_all(),
                 _ = unblock.tick() => self.unblock_expired(),
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(
+                    flood_deadline.unwrap_or_else(Instant::now),
+                )), if flood_deadline.is_some() => self.hooks.finish(),
             }
         }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
@@ -282,7 +293,30 @@ impl Service {
             NetCommand::Peers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            NetCommand::Test(command) => self.on_test(command),
             NetCommand::Shutdown => {}
+        }
+    }
+
+    fn on_test(&mut self, command: TestCommand) {
+        match command {
+            TestCommand::Block(peer, reply) => {
+                self.hooks.block(&mut self.swarm, peer);
+                let _ = reply.send(());
+            }
+            TestCommand::Unblock(peer, reply) => {
+                let misbehaved = self.misbehaviour.is_blocked(&peer);
+                let redialed = self.hooks.unblock(&mut self.swarm, peer, misbehaved);
+                let _ = reply.send(redialed);
+            }
+            TestCommand::GossipDrop(fraction, reply) => {
+                self.hooks.set_gossip_drop(fraction);
+                let _ = reply.send(());
+            }
+            TestCommand::Flood(flood, reply) => {
+                self.hooks
+                    .start_flood(&mut self.swarm, &self.me, flood, reply);
+            }
         }
     }
 
@@ -319,8 +353,13 @@ impl Service {
                 peer_id,
                 connection_id,
                 num_established,
+                endpoint,
                 ..
             } => {
+                if endpoint.is_dialer() {
+                    self.hooks
+                        .note_addrs(peer_id, [endpoint.get_remote_address().clone()]);
+                }
                 if let Some(reply) = self.dialing.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -349,6 +388,7 @@ impl Service {
             } => {
                 tracing::debug!(peer = %peer_id, "disconnected");
                 self.fetching.retain(|(p, _), _| *p != peer_id);
+                self.hooks.on_disconnected(peer_id);
                 self.emit(NetEvent::PeerDisconnected(peer_id));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
@@ -390,11 +430,23 @@ impl Service {
                     ..
                 },
             )) => {
+                if self
+                    .hooks
+                    .on_request_done(&mut self.swarm, request_id, false)
+                {
+                    return;
+                }
                 tracing::debug!(%peer, %error, "sync request failed");
                 if let Some(Asked::Entries { feed, .. }) = self.outbound.remove(&request_id) {
                     self.fetching.remove(&(peer, *feed.as_bytes()));
                 }
             }
+            // Known addresses of a peer, for a redial after a test unblock.
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.hooks.note_addrs(peer_id, info.listen_addrs),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     if !self.swarm.is_connected(&peer) {
@@ -413,6 +465,11 @@ impl Service {
                 .gossipsub
                 .report_message_validation_result(&message_id, &source, acceptance);
         };
+        if self.hooks.drops_gossip() {
+            tracing::debug!(peer = %source, "test hook: gossip message dropped");
+            report(&mut self.swarm, MessageAcceptance::Ignore);
+            return;
+        }
         let Some(entry) = gossip::decode(&message.data) else {
             report(&mut self.swarm, MessageAcceptance::Reject);
             self.strike(source, "malformed gossip message");
@@ -445,6 +502,13 @@ impl Service {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
+        if !self.sync_budget.take(peer, Instant::now()) {
+            // Not answered: dropping the channel closes the stream, and the
+            // peer sees its request fail.
+            drop(channel);
+            self.strike(peer, "too many sync requests");
+            return;
+        }
         let store = self.store.clone();
         let done = self.done_tx.clone();
         match request {
@@ -509,6 +573,12 @@ impl Service {
         request_id: OutboundRequestId,
         response: SyncResponse,
     ) {
+        if self
+            .hooks
+            .on_request_done(&mut self.swarm, request_id, true)
+        {
+            return;
+        }
         match (self.outbound.remove(&request_id), response) {
             (Some(Asked::Heights), SyncResponse::Heights(theirs)) => {
                 self.fetch_where_behind(peer, &theirs);
@@ -730,16 +800,27 @@ impl Service {
     }
 
     fn unblock_expired(&mut self) {
-        for peer in self.misbehaviour.expired(Instant::now()) {
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
-            self.emit(NetEvent::PeerUnblocked(peer));
+        let now = Instant::now();
+        for peer in self.misbehaviour.expired(now) {
+            // A test block outlives a misbehaviour block that ends.
+            if !self.hooks.blocks(&peer) {
+                self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                self.emit(NetEvent::PeerUnblocked(peer));
+            }
         }
+        self.sync_budget.forget_idle(now);
     }
 }
 
 /// Validates gossiped entries in arrival order, batching what is queued: the
 /// entries of one feed go to the store as one run (one commit), sorted by seq,
 /// so a burst is neither reordered into false gaps nor committed one by one.
+///
+/// An entry that proves misbehaviour stops its run, and would hide what
+/// follows it in the batch (an honest entry for the same seq, or more
+/// invalid ones, each of which is a strike): the rest of the run is then
+/// checked entry by entry without the store (signature, payload), each
+/// invalid one refused, and the others offered to the store again, once.
 async fn validate_gossip(
     store: Store,
     mut queue: mpsc::Receiver<GossipItem>,
@@ -762,35 +843,128 @@ async fn validate_gossip(
         }
         for (feed, mut group) in by_feed {
             group.sort_by_key(|i| i.entry.header.header().seq);
-            let run = group.iter().map(|i| i.entry.clone()).collect();
-            let result = store.ingest(feed, run, now_ms()).await;
-            for (k, item) in group.into_iter().enumerate() {
-                let verdict = match &result {
-                    Ok(o) if k < o.skipped => Verdict::Held,
-                    Ok(o) if k < o.skipped + o.appended => Verdict::Appended,
-                    Ok(o) if k == o.skipped + o.appended => Verdict::Refused {
-                        error: o.stopped_by.clone(),
-                        head_seq: o.head_seq,
-                    },
-                    Ok(o) => Verdict::NotReached {
-                        head_seq: o.head_seq,
-                        seq: item.entry.header.header().seq,
-                    },
-                    Err(e) => {
-                        tracing::error!(error = %e, "store failed to validate gossip");
-                        Verdict::StoreFailed
+            let result = ingest_items(&store, feed, &group).await;
+            let rest = match &result {
+                Ok(o) if o.stopped_by.as_ref().is_some_and(proves_misbehaviour) => {
+                    let refused = o.skipped + o.appended;
+                    group.split_off((refused + 1).min(group.len()))
+                }
+                _ => Vec::new(),
+            };
+            if !report_verdicts(&done, feed, &result, group) {
+                return; // the network stopped
+            }
+            let Ok(outcome) = result else { continue };
+            if rest.is_empty() {
+                continue;
+            }
+            let Ok(checked) = tokio::task::spawn_blocking(move || {
+                rest.into_iter()
+                    .map(|item| {
+                        let error = provable_error(&feed, &item.entry);
+                        (item, error)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            else {
+                return; // the runtime is shutting down
+            };
+            let mut again = Vec::new();
+            for (item, error) in checked {
+                match error {
+                    None => again.push(item),
+                    Some(error) => {
+                        let verdict = Verdict::Refused {
+                            error: Some(error),
+                            head_seq: outcome.head_seq,
+                        };
+                        if !report(&done, feed, item, verdict) {
+                            return;
+                        }
                     }
-                };
-                let checked = Done::GossipChecked {
-                    message_id: item.message_id,
-                    source: item.source,
-                    feed,
-                    verdict,
-                };
-                if done.send(checked).is_err() {
-                    return; // the network stopped
+                }
+            }
+            if !again.is_empty() {
+                let result = ingest_items(&store, feed, &again).await;
+                if !report_verdicts(&done, feed, &result, again) {
+                    return;
                 }
             }
         }
     }
+}
+
+/// Offers `items` (sorted by seq) to the store as one run.
+async fn ingest_items(
+    store: &Store,
+    feed: FeedId,
+    items: &[GossipItem],
+) -> Result<IngestOutcome, StoreError> {
+    let run = items.iter().map(|i| i.entry.clone()).collect();
+    store.ingest(feed, run, now_ms()).await
+}
+
+/// Reports what one ingest made of each of its `items`; false once the
+/// network has stopped.
+fn report_verdicts(
+    done: &mpsc::UnboundedSender<Done>,
+    feed: FeedId,
+    result: &Result<IngestOutcome, StoreError>,
+    items: Vec<GossipItem>,
+) -> bool {
+    for (k, item) in items.into_iter().enumerate() {
+        let verdict = match result {
+            Ok(o) if k < o.skipped => Verdict::Held,
+            Ok(o) if k < o.skipped + o.appended => Verdict::Appended,
+            Ok(o) if k == o.skipped + o.appended => Verdict::Refused {
+                error: o.stopped_by.clone(),
+                head_seq: o.head_seq,
+            },
+            Ok(o) => Verdict::NotReached {
+                head_seq: o.head_seq,
+                seq: item.entry.header.header().seq,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "store failed to validate gossip");
+                Verdict::StoreFailed
+            }
+        };
+        if !report(done, feed, item, verdict) {
+            return false;
+        }
+    }
+    true
+}
+
+fn report(
+    done: &mpsc::UnboundedSender<Done>,
+    feed: FeedId,
+    item: GossipItem,
+    verdict: Verdict,
+) -> bool {
+    let checked = Done::GossipChecked {
+        message_id: item.message_id,
+        source: item.source,
+        feed,
+        verdict,
+    };
+    done.send(checked).is_ok()
+}
+
+/// What proves, without the store, that `entry` is not a valid entry of
+/// `feed`: a wrong author, a bad signature, a payload that does not match.
+fn provable_error(feed: &FeedId, entry: &IncomingEntry) -> Option<EntryError> {
+    let header = &entry.header;
+    if header.header().author != *feed.as_bytes() {
+        return Some(EntryError::WrongAuthor);
+    }
+    if feed
+        .verify(&header.signed_message(), &header.signature())
+        .is_err()
+    {
+        return Some(EntryError::BadSignature);
+    }
+    let payload = entry.payload.as_deref()?;
+    sherd_protocol::feed::check_payload(header, payload).err()
 }

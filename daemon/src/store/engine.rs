@@ -22,7 +22,7 @@ use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::{BackupId, FeedId, Keypair, RequestId};
 
 use super::tables::{
-    AUTO_APPROVE, BACKUPS, ENGINE_CURSOR, HEADS, HELD_SHARDS, RECOVERIES, REQUESTS,
+    AUTO_APPROVE, BACKUPS, ENGINE_CURSOR, GRANTS, HEADS, HELD_SHARDS, RECOVERIES, REQUESTS,
 };
 use super::writer::{Tables, append_audit, head_seq, insert, set_head, stored_header};
 use super::{Committed, StoreError};
@@ -68,6 +68,13 @@ pub enum EngineUpdate {
     /// Puts (or replaces) the record of a recovery this node collects.
     Recovery {
         /// The backup recovered.
+        id: BackupId,
+        /// The record, JSON.
+        record: Vec<u8>,
+    },
+    /// Puts (or replaces) what this node was granted as a trustee.
+    Grant {
+        /// The backup.
         id: BackupId,
         /// The record, JSON.
         record: Vec<u8>,
@@ -183,6 +190,7 @@ pub(super) fn apply(
     let mut requests = txn.open_table(REQUESTS).map_err(StoreError::db)?;
     let mut recoveries = txn.open_table(RECOVERIES).map_err(StoreError::db)?;
     let mut auto_approve = txn.open_table(AUTO_APPROVE).map_err(StoreError::db)?;
+    let mut grants = txn.open_table(GRANTS).map_err(StoreError::db)?;
     for update in updates {
         match update {
             EngineUpdate::Cursor { feed, seq } => {
@@ -216,6 +224,11 @@ pub(super) fn apply(
             }
             EngineUpdate::Recovery { id, record } => {
                 recoveries
+                    .insert(id.as_bytes(), record.as_slice())
+                    .map_err(StoreError::db)?;
+            }
+            EngineUpdate::Grant { id, record } => {
+                grants
                     .insert(id.as_bytes(), record.as_slice())
                     .map_err(StoreError::db)?;
             }
@@ -276,6 +289,7 @@ pub(super) enum RecordTable {
     Backups,
     HeldShards,
     Recoveries,
+    Grants,
 }
 
 impl RecordTable {
@@ -284,6 +298,7 @@ impl RecordTable {
             Self::Backups => BACKUPS,
             Self::HeldShards => HELD_SHARDS,
             Self::Recoveries => RECOVERIES,
+            Self::Grants => GRANTS,
         }
     }
 }

@@ -329,6 +329,16 @@ impl Store {
         engine::records(&self.db, engine::RecordTable::Recoveries)
     }
 
+    /// What this node was granted as a trustee for backup `id` (JSON).
+    pub fn grant_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
+        engine::record(&self.db, engine::RecordTable::Grants, id)
+    }
+
+    /// Every grant this node holds, as (backup id, record JSON).
+    pub fn grant_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
+        engine::records(&self.db, engine::RecordTable::Grants)
+    }
+
     /// The record of request `id` made by `requester` (JSON).
     pub fn request_record(
         &self,

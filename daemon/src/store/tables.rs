@@ -59,3 +59,5 @@ pub(crate) const RECOVERIES: TableDefinition<'_, &[u8; 32], &[u8]> =
 /// feed -> 1 if recovery requests from that contact are approved without asking.
 pub(crate) const AUTO_APPROVE: TableDefinition<'_, &[u8; 32], u8> =
     TableDefinition::new("auto_approve");
+/// backup id -> what this node was granted as a trustee (JSON, `engine::records`).
+pub(crate) const GRANTS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("grants");

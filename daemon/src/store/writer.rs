@@ -18,8 +18,8 @@ use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc};
 
 use super::tables::{
-    AUDIT, AUTO_APPROVE, BACKUPS, CONTACTS, ENGINE_CURSOR, ENTRIES, ENTRY_IDS, FORKS, HEADS,
-    HELD_SHARDS, META, PAYLOADS, RECOVERIES, REQUESTS, SCHEMA_VERSION,
+    AUDIT, AUTO_APPROVE, BACKUPS, CONTACTS, ENGINE_CURSOR, ENTRIES, ENTRY_IDS, FORKS, GRANTS,
+    HEADS, HELD_SHARDS, META, PAYLOADS, RECOVERIES, REQUESTS, SCHEMA_VERSION,
 };
 use super::{Command, Committed, IncomingEntry, IngestOutcome, MAX_BATCH, StoreError};
 
@@ -60,6 +60,7 @@ pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
         txn.open_table(REQUESTS).map_err(StoreError::db)?;
         txn.open_table(RECOVERIES).map_err(StoreError::db)?;
         txn.open_table(AUTO_APPROVE).map_err(StoreError::db)?;
+        txn.open_table(GRANTS).map_err(StoreError::db)?;
     }
     txn.commit().map_err(StoreError::db)?;
     Ok(db)
