@@ -303,6 +303,15 @@ fn validate_backup(request: &CreateBackup) -> Result<NewBackup, ApiError> {
         }
         trustees.push(feed);
     }
+    if request.one_time {
+        // Accepting it would promise an erasure this version cannot do yet
+        // (redb keeps freed pages): refused rather than half-honoured.
+        return Err(ApiError::invalid(
+            "one_time",
+            "one-time access is not available in this version yet: the erasure it \
+             promises is still being built",
+        ));
+    }
     let veto_delay_secs = request
         .veto_delay_secs
         .unwrap_or(sherd_api::DEFAULT_VETO_DELAY_SECS);
