@@ -149,16 +149,16 @@ pub(crate) async fn create_backup(
     custodians: &[String],
     secret: &[u8],
 ) -> Result<Backup, Failure> {
-    // Built from JSON rather than as a struct literal: whatever optional
-    // fields the API grows (emergency access adds trustees and a policy),
-    // their defaults make this the plain backup the flows need.
-    let request: CreateBackup = serde_json::from_value(serde_json::json!({
-        "label": label,
-        "threshold": threshold,
-        "custodians": custodians,
-        "secret": base64::engine::general_purpose::STANDARD.encode(secret),
-    }))
-    .map_err(|e| anyhow::anyhow!("cannot build the backup request: {e}"))?;
+    // A plain backup: no trustees, the default policy.
+    let request = CreateBackup {
+        label: label.to_owned(),
+        threshold,
+        custodians: custodians.to_vec(),
+        secret: base64::engine::general_purpose::STANDARD
+            .encode(secret)
+            .into(),
+        ..CreateBackup::default()
+    };
     net.node(owner)?
         .client()
         .create_backup(&request)
