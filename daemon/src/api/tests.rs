@@ -1193,7 +1193,10 @@ async fn an_emergency_policy_is_validated_before_the_backend() {
                 "must be \"approve\" or \"auto\"",
             ),
             (json!({ "veto_delay_secs": 31_536_001 }), "at most 31536000"),
-            (json!({ "one_time": true }), "one-time access is not available"),
+            (
+                json!({ "one_time": true }),
+                "one-time access is not available",
+            ),
         ];
         for (extra, message) in cases {
             h.assert_refused("POST", "/v1/backups", &body(extra.clone()), bad, message)
