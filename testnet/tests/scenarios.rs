@@ -13,12 +13,14 @@ use serde_json::Value;
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// The scenarios `--all` runs, in order.
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 7] = [
     "happy-path",
     "lost-device",
     "offline-custodian",
     "byzantine-custodian",
     "crash",
+    "emergency-veto",
+    "emergency-release",
 ];
 
 /// What a run of `sherd-testnet` printed.
@@ -163,11 +165,14 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
             "{name}: total {total} ms < steps {summed} ms"
         );
 
-        // Every scenario ends with the exact secret, from 3 valid shards.
+        // Every scenario but a vetoed one ends with the exact secret, from 3
+        // valid shards.
         assert_eq!(count(report, "threshold"), 3, "{name}");
-        assert_eq!(count(report, "shards"), 3, "{name}");
         assert_eq!(count(report, "secret_bytes"), 32, "{name}");
         assert_eq!(count(report, "acks"), 5, "{name}");
+        if name != "emergency-veto" {
+            assert_eq!(count(report, "shards"), 3, "{name}");
+        }
         match name {
             "happy-path" => {
                 assert_eq!(count(report, "approvals"), 3);
@@ -183,6 +188,16 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
             "offline-custodian" => {
                 assert_eq!(count(report, "acks_while_offline"), 4);
                 assert_eq!(count(report, "restarts"), 1);
+                assert_eq!(count(report, "rejected_shards"), 0);
+            }
+            "emergency-veto" => {
+                assert_eq!(count(report, "vetoed"), 5);
+                assert_eq!(count(report, "trustees"), 1);
+            }
+            "emergency-release" => {
+                // `release: auto`: every custodian releases once the window
+                // closes, none before (checked by the scenario).
+                assert_eq!(count(report, "shards_released"), 5);
                 assert_eq!(count(report, "rejected_shards"), 0);
             }
             "byzantine-custodian" => {
@@ -208,7 +223,7 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
     }
     // The narration went to stderr, with the closing table.
     assert!(
-        run.stderr.contains("ok: 5 of 5 scenarios passed"),
+        run.stderr.contains("ok: 7 of 7 scenarios passed"),
         "{run:#?}"
     );
     eprintln!(

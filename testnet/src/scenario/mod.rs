@@ -21,6 +21,7 @@
 mod byzantine_custodian;
 mod common;
 mod crash;
+mod emergency;
 mod happy_path;
 mod lost_device;
 mod offline_custodian;
@@ -62,6 +63,8 @@ pub(crate) const ALL: &[Scenario] = &[
     offline_custodian::SCENARIO,
     byzantine_custodian::SCENARIO,
     crash::SCENARIO,
+    emergency::VETO,
+    emergency::RELEASE,
 ];
 
 /// `sherd-testnet scenario`'s arguments.
