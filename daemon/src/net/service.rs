@@ -968,3 +968,97 @@ fn provable_error(feed: &FeedId, entry: &IncomingEntry) -> Option<EntryError> {
     let payload = entry.payload.as_deref()?;
     sherd_protocol::feed::check_payload(header, payload).err()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sherd_protocol::entry::PayloadKind;
+
+    use super::*;
+    use crate::net::test_hooks::invalid_entries;
+
+    fn entry(author: &Keypair, previous: Option<&SignedHeader>, n: u8) -> IncomingEntry {
+        let payload = format!("{{\"n\":{n}}}").into_bytes();
+        let header =
+            SignedHeader::sign_next(author, previous, now_ms(), PayloadKind::Public, &payload)
+                .unwrap();
+        IncomingEntry {
+            header,
+            payload: Some(payload),
+        }
+    }
+
+    // Regression: one batch used to stop at its first invalid entry, so a
+    // burst of invalid entries cost one strike, and a valid entry for the
+    // same seq queued behind an invalid one was not accepted.
+    #[tokio::test]
+    async fn an_invalid_entry_hides_neither_valid_nor_invalid_ones_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Arc::new(Keypair::from_seed(&[71; 32]));
+        let author = Keypair::from_seed(&[72; 32]);
+        let feed = author.feed_id();
+        let (store, _thread) = Store::open(&dir.path().join("store.redb"), me).unwrap();
+        let first = entry(&author, None, 1);
+        store
+            .ingest(feed, vec![first.clone()], now_ms())
+            .await
+            .unwrap();
+        let good2 = entry(&author, Some(&first.header), 2);
+        let good3 = entry(&author, Some(&good2.header), 3);
+        let bad: Vec<IncomingEntry> = invalid_entries(&author, Some(&first.header), 2, now_ms())
+            .iter()
+            .map(|data| gossip::decode(data).unwrap())
+            .collect();
+
+        // One batch, in this arrival order: bad, good, bad (all seq 2), good (seq 3).
+        let (queue_tx, queue) = mpsc::channel(16);
+        let arrivals = [&bad[0], &good2, &bad[1], &good3];
+        for (i, e) in arrivals.iter().enumerate() {
+            let item = GossipItem {
+                message_id: MessageId::new(&[u8::try_from(i).unwrap()]),
+                source: PeerId::random(),
+                feed,
+                entry: (*e).clone(),
+            };
+            queue_tx.try_send(item).unwrap();
+        }
+        drop(queue_tx);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            validate_gossip(store.clone(), queue, done_tx),
+        )
+        .await
+        .unwrap();
+
+        let mut verdicts = Vec::new();
+        while let Ok(Done::GossipChecked {
+            message_id,
+            verdict,
+            ..
+        }) = done_rx.try_recv()
+        {
+            let what = match verdict {
+                Verdict::Appended => "appended",
+                Verdict::Refused {
+                    error: Some(EntryError::BadSignature),
+                    ..
+                } => "bad signature",
+                _ => "other",
+            };
+            verdicts.push((message_id.0[0], what));
+        }
+        verdicts.sort();
+        assert_eq!(
+            verdicts,
+            vec![
+                (0, "bad signature"),
+                (1, "appended"),
+                (2, "bad signature"),
+                (3, "appended")
+            ]
+        );
+        assert_eq!(store.head(&feed).unwrap().unwrap().id(), good3.header.id());
+    }
+}
