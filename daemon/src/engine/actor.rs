@@ -148,10 +148,14 @@ impl Engine {
                 },
                 () = sleep_until(flush_at), if flush_at.is_some() => self.flush().await,
                 () = sleep_until(deadline_at), if deadline_at.is_some() => {
-                    if let Err(e) = emergency::on_deadlines(&mut self).await {
-                        tracing::error!(error = %e, "engine: closing veto windows failed; will retry");
+                    match emergency::on_deadlines(&mut self).await {
+                        Ok(()) => self.deadlines_dirty = true,
+                        Err(e) => {
+                            // Not at once again (that would spin): in a second.
+                            tracing::error!(error = %e, "engine: closing veto windows failed; retrying in a second");
+                            self.deadline = Some(clock::now_ms().saturating_add(1000));
+                        }
                     }
-                    self.deadlines_dirty = true;
                 }
             }
             if self.unflushed >= FLUSH_EVERY {
