@@ -14,6 +14,10 @@
 //! # tracing filter, as RUST_LOG (which wins when set).
 //! log = "info"
 //!
+//! # Recovery requests this node takes per requester and backup in any 24
+//! # hours; more are ignored (and audited).
+//! requests_per_day = 3
+//!
 //! [network]
 //! # Addresses to listen on. The default takes every interface on port 7411;
 //! # use /ip4/127.0.0.1/tcp/0 to stay on this machine.
@@ -83,6 +87,8 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     passphrase_file: Option<PathBuf>,
     log: Option<String>,
+    /// Recovery requests taken per requester and backup in 24 hours.
+    requests_per_day: Option<u32>,
     #[serde(default)]
     network: FileNetwork,
 }
@@ -206,7 +212,12 @@ impl Config {
             passphrase_file: overrides.passphrase_file.or(file.passphrase_file),
             log: file.log.unwrap_or_else(|| "info".to_owned()),
             network,
-            engine: crate::engine::EngineOptions::default(),
+            engine: crate::engine::EngineOptions {
+                requests_per_day: file
+                    .requests_per_day
+                    .unwrap_or(crate::engine::DEFAULT_REQUESTS_PER_DAY),
+                ..crate::engine::EngineOptions::default()
+            },
         })
     }
 }
@@ -244,6 +255,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE_NAME), toml).unwrap();
         Config::resolve(overrides, Some(dir.path().to_owned()))
+    }
+
+    #[test]
+    fn the_daily_request_limit_comes_from_the_file_or_defaults_to_three() {
+        let c = resolve_with_file("", Overrides::default()).unwrap();
+        assert_eq!(c.engine.requests_per_day, 3);
+        assert!(!c.engine.tamper_releases);
+        let c = resolve_with_file("requests_per_day = 10\n", Overrides::default()).unwrap();
+        assert_eq!(c.engine.requests_per_day, 10);
+        assert!(resolve_with_file("requests_per_day = -1\n", Overrides::default()).is_err());
     }
 
     #[test]

@@ -70,12 +70,27 @@ pub use records::{BackupRecord, CustodianRecord, HeldShard};
 pub use requests::{Decision, RequestView};
 
 /// How the engine behaves, beyond its key and store.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineOptions {
     /// Test hook (`sherdd --test-tamper-releases`): flip one byte of every
     /// shard this node releases, to play a byzantine custodian. Never on
     /// unless that flag is given.
     pub tamper_releases: bool,
+    /// Recovery requests taken per requester and backup in any 24 hours;
+    /// more are ignored and audited (config `requests_per_day`).
+    pub requests_per_day: u32,
+}
+
+/// [`EngineOptions::requests_per_day`] when the config says nothing.
+pub const DEFAULT_REQUESTS_PER_DAY: u32 = 3;
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            tamper_releases: false,
+            requests_per_day: DEFAULT_REQUESTS_PER_DAY,
+        }
+    }
 }
 
 /// Commands waiting for the engine before callers wait.

@@ -410,6 +410,18 @@ pub(super) async fn on_request(
     if request.expires_ms <= now {
         return refused(engine, item, refuse("the request has expired".into())).await;
     }
+    if over_daily_limit(engine, requester, request.backup, now)? {
+        let line = AuditLine::new(now, "request_rate_limited", Outcome::Ignored)
+            .backup(request.backup)
+            .peer(requester)
+            .entry(item.id)
+            .request(request.id)
+            .reason(format!(
+                "more than {} requests for this backup from this requester in 24 hours",
+                engine.options.requests_per_day
+            ));
+        return engine.commit_audit(item, line).await;
+    }
     if request.kind == RequestKind::Emergency {
         return super::emergency::on_request(engine, item, request).await;
     }
@@ -701,4 +713,23 @@ pub(super) fn recipient_follows(requester: FeedId, request: &Request) -> Vec<Fee
         .chain(request.custodians.iter().copied())
         .filter(|f| seen.insert(*f))
         .collect()
+}
+
+/// Whether `requester` made `requests_per_day` requests for `backup` that
+/// this node took in the last 24 hours already (so this one is one too many).
+fn over_daily_limit(
+    engine: &Engine,
+    requester: FeedId,
+    backup: BackupId,
+    now: u64,
+) -> Result<bool, EngineError> {
+    const DAY_MS: u64 = 24 * 3600 * 1000;
+    let since = now.saturating_sub(DAY_MS);
+    let taken = records::requests(&engine.store)?
+        .into_iter()
+        .filter(|(r, _, record)| {
+            *r == requester && record.backup == backup && record.received_ms >= since
+        })
+        .count();
+    Ok(taken >= usize::try_from(engine.options.requests_per_day).unwrap_or(usize::MAX))
 }

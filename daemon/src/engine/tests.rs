@@ -1040,6 +1040,7 @@ async fn a_tampered_shard_is_refused_with_a_reason_and_honest_ones_complete_the_
         4,
         super::EngineOptions {
             tamper_releases: true,
+            ..super::EngineOptions::default()
         },
     )
     .await;
@@ -1363,5 +1364,40 @@ async fn the_owner_approves_early_and_custodians_release_on_their_own_approval()
         "{lines:?}"
     );
     assert!(trustee.shutdown(LIMIT).await);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fourth_request_in_a_day_is_ignored_and_audited() {
+    let net = Net::new(1).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(net.feeds(), 1))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 1).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (_, id, _) = net
+            .owner
+            .engine
+            .start_owner_recovery(created.id)
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let c = net.custodian(0);
+    for id in &ids[..3] {
+        wait_for_pending(c, *id).await;
+    }
+    eventually("the fourth was refused", || async {
+        let lines = audit(&c.store);
+        (audit_events(&lines, "request_rate_limited").len() == 1).then_some(())
+    })
+    .await;
+    let taken = records::requests(&c.store).unwrap();
+    assert_eq!(taken.len(), 3, "{taken:?}");
+    assert!(taken.iter().all(|(_, id, _)| *id != ids[3]));
     net.shutdown().await;
 }
