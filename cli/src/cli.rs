@@ -350,6 +350,14 @@ pub(crate) enum BackupCommand {
         /// The backup id (64 hex characters)
         id: String,
     },
+    /// Revoke a backup: every custodian erases its shard and says so
+    ///
+    /// Nothing can be recovered from a revoked backup afterwards; `backup
+    /// show` lists which custodians have erased their shard.
+    Revoke {
+        /// The backup id (64 hex characters)
+        id: String,
+    },
 }
 
 /// The longest veto window: a year, the protocol's limit on

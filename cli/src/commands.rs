@@ -109,6 +109,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
         }
         Command::Backup(BackupCommand::List) => out.backups(&client.backups().await?)?,
         Command::Backup(BackupCommand::Show { id }) => out.backup(&client.backup(&id).await?)?,
+        Command::Backup(BackupCommand::Revoke { id }) => {
+            out.backup(&client.revoke_backup(&id).await?)?;
+        }
         Command::Shards => out.shards(&client.shards().await?)?,
         Command::Grants => out.grants(&client.grants().await?)?,
         Command::RequestRecovery(args) => {

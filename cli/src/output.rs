@@ -480,11 +480,20 @@ impl<W: Write> Printer<W> {
                 .iter()
                 .map(|c| c.name.as_deref().unwrap_or("-")),
         );
+        if backup.revoked {
+            let erased = backup.custodians.iter().filter(|c| c.erased).count();
+            writeln!(
+                self.out,
+                "revoked   {erased} of {} custodians erased their shard",
+                backup.custodians.len()
+            )?;
+        }
         for c in &backup.custodians {
-            let state = if c.acked {
-                "acknowledged"
-            } else {
-                "waiting for ack"
+            let state = match (backup.revoked, c.erased, c.acked) {
+                (true, true, _) => "erased",
+                (true, false, _) => "revoked, not yet erased",
+                (false, _, true) => "acknowledged",
+                (false, _, false) => "waiting for ack",
             };
             writeln!(
                 self.out,
@@ -1384,12 +1393,14 @@ id                                kind         role       backup        requeste
                     name: Some("alice".into()),
                     shard: "e1".into(),
                     acked: true,
+                    erased: false,
                 },
                 sherd_api::BackupCustodian {
                     feed: "12D3KooWB".into(),
                     name: None,
                     shard: "e2".into(),
                     acked: false,
+                    erased: false,
                 },
             ],
             trustees: trustees
@@ -1400,6 +1411,7 @@ id                                kind         role       backup        requeste
                 })
                 .collect(),
             policy,
+            revoked: false,
         }
     }
 

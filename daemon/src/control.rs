@@ -103,6 +103,7 @@ fn engine_error(e: EngineError) -> ApiError {
         EngineError::AlreadyRecovered(_)
         | EngineError::RequestClosed(_)
         | EngineError::VetoWindowOpen(_)
+        | EngineError::AlreadyRevoked(_)
         | EngineError::RecipientMismatch { .. }
         | EngineError::ShardUnavailable(_)
         | EngineError::NotRecovered(_)
@@ -198,6 +199,7 @@ impl NodeControl {
                     name: names.get(&c.feed).cloned(),
                     shard: c.shard.to_string(),
                     acked: c.acked.is_some(),
+                    erased: c.revoke_acked.is_some(),
                 })
                 .collect(),
             trustees: record
@@ -209,6 +211,7 @@ impl NodeControl {
                 })
                 .collect(),
             policy: Some(policy_view(&record.policy)),
+            revoked: record.revoked.is_some(),
         })
     }
 
@@ -428,6 +431,21 @@ fn engine_event(event: EngineEvent) -> Option<Event> {
         EngineEvent::RecoveryFailed { backup, reason } => Event::RecoveryFailed {
             backup: backup.to_string(),
             reason,
+        },
+        EngineEvent::ShardErased { backup, owner } => Event::ShardErased {
+            backup: backup.to_string(),
+            owner: owner.to_string(),
+        },
+        EngineEvent::RevokeAcked {
+            backup,
+            custodian,
+            erased,
+            custodians,
+        } => Event::RevokeAcked {
+            backup: backup.to_string(),
+            custodian: custodian.to_string(),
+            erased,
+            custodians,
         },
         EngineEvent::GrantReceived { backup, owner } => Event::GrantReceived {
             backup: backup.to_string(),
@@ -704,6 +722,11 @@ impl ControlBackend for NodeControl {
                 received_ms: held.received_ms,
             })
             .collect())
+    }
+
+    async fn revoke_backup(&self, id: BackupId) -> Result<Backup, ApiError> {
+        let record = self.engine.revoke_backup(id).await.map_err(engine_error)?;
+        self.to_api(&id, record)
     }
 
     async fn grants(&self) -> Result<Vec<Grant>, ApiError> {

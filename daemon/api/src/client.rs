@@ -184,6 +184,14 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/backups/{id}/revoke`: withdraw a backup; its custodians
+    /// erase their shards.
+    pub async fn revoke_backup(&self, id: &str) -> Result<Backup, ClientError> {
+        let path = format!("/v1/backups/{}/revoke", encode_segment(id));
+        let raw = self.request(Method::POST, &path, None).await?;
+        decode(&path, &raw.body)
+    }
+
     /// `GET /v1/grants`: backups this node may ask for as a trustee.
     pub async fn grants(&self) -> Result<Vec<Grant>, ClientError> {
         self.get("/v1/grants").await

@@ -17,6 +17,7 @@
 //! | `POST /v1/backups` | [`CreateBackup`] | 201 [`Backup`] |
 //! | `GET /v1/backups` | | 200 `[`[`Backup`]`]` |
 //! | `GET /v1/backups/{id}` | | 200 [`Backup`] |
+//! | `POST /v1/backups/{id}/revoke` | | 200 [`Backup`] |
 //! | `GET /v1/shards` | | 200 `[`[`HeldShard`]`]` |
 //! | `GET /v1/grants` | | 200 `[`[`Grant`]`]` |
 //! | `PUT /v1/contacts/{feed}/auto-approve` | [`SetAutoApprove`] | 200 [`Contact`] |

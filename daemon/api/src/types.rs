@@ -206,6 +206,24 @@ pub enum Event {
         /// Where the shard would go.
         recipient: String,
     },
+    /// This node erased its shard of a backup its owner revoked.
+    ShardErased {
+        /// The backup.
+        backup: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// A custodian erased its shard of one of our revoked backups.
+    RevokeAcked {
+        /// The backup.
+        backup: String,
+        /// The custodian.
+        custodian: String,
+        /// Custodians that have erased now.
+        erased: usize,
+        /// Custodians in all.
+        custodians: usize,
+    },
     /// The owner of a backup granted this node emergency access to it.
     GrantReceived {
         /// The backup.
@@ -409,6 +427,10 @@ pub struct Backup {
     /// Its emergency policy.
     #[serde(default)]
     pub policy: Option<BackupPolicy>,
+    /// Whether the owner revoked it (custodians erase their shards and say so
+    /// in [`BackupCustodian::erased`]).
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// One trustee of a [`Backup`].
@@ -467,6 +489,9 @@ pub struct BackupCustodian {
     pub shard: String,
     /// Whether it acknowledged (verified and stored) its shard.
     pub acked: bool,
+    /// Once the backup is revoked: whether it erased its shard and said so.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// `GET /v1/shards`: a shard this node holds for someone else.

@@ -169,6 +169,8 @@ pub trait ControlBackend: Send + Sync + 'static {
     fn backup(&self, id: BackupId) -> impl Future<Output = Result<Backup, ApiError>> + Send;
     /// `GET /v1/shards`: the shards this node holds for others.
     fn shards(&self) -> impl Future<Output = Result<Vec<HeldShard>, ApiError>> + Send;
+    /// `POST /v1/backups/{id}/revoke`: revoke one of this node's backups.
+    fn revoke_backup(&self, id: BackupId) -> impl Future<Output = Result<Backup, ApiError>> + Send;
     /// `GET /v1/grants`: the backups this node may ask for as a trustee.
     fn grants(&self) -> impl Future<Output = Result<Vec<sherd_api::Grant>, ApiError>> + Send;
     /// `POST /v1/requests`: start a recovery; answers 201 with the request.

@@ -79,6 +79,7 @@ pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<b
         .route("/v1/audit", get(audit::<B>))
         .route("/v1/backups", get(backups::<B>).post(create_backup::<B>))
         .route("/v1/backups/{id}", get(backup::<B>))
+        .route("/v1/backups/{id}/revoke", post(revoke_backup::<B>))
         .route("/v1/shards", get(shards::<B>))
         .route("/v1/grants", get(grants::<B>))
         .route("/v1/events", get(events::<B>));
@@ -369,6 +370,16 @@ async fn backup<B: ControlBackend>(
     let id = sherd_protocol::BackupId::from_str(&id)
         .map_err(|e| ApiError::invalid("id", format!("not a backup id: {e}")))?;
     Ok(axum::Json(state.backend.backup(id).await?))
+}
+
+async fn revoke_backup<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::invalid("id", r.body_text()))?;
+    let id = sherd_protocol::BackupId::from_str(&id)
+        .map_err(|e| ApiError::invalid("id", format!("not a backup id: {e}")))?;
+    Ok(axum::Json(state.backend.revoke_backup(id).await?))
 }
 
 async fn grants<B: ControlBackend>(

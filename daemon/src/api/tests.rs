@@ -170,7 +170,16 @@ impl ControlBackend for Mock {
             custodians: Vec::new(),
             trustees: Vec::new(),
             policy: None,
+            revoked: false,
         })
+    }
+
+    async fn revoke_backup(
+        &self,
+        id: sherd_protocol::BackupId,
+    ) -> Result<sherd_api::Backup, ApiError> {
+        self.call(format!("revoke_backup {id}"))?;
+        Err(ApiError::NotFound(format!("no backup {id}")))
     }
 
     async fn grants(&self) -> Result<Vec<sherd_api::Grant>, ApiError> {

@@ -28,7 +28,7 @@ use super::audit::{AuditLine, Outcome};
 use super::open::{self, Item, Opened};
 use super::{
     EngineCommand, EngineError, EngineEvent, EngineOptions, custodian, emergency, owner, records,
-    recover, requests,
+    recover, requests, revoke,
 };
 use crate::clock;
 use crate::net::NetworkHandle;
@@ -180,6 +180,9 @@ impl Engine {
         // A crash between handing a secret over and erasing its shards.
         let delivered = recover::delivered_shards(self)?;
         recover::erase_shards(self, &delivered).await;
+        // And between a revocation's acknowledgement and the erasure.
+        let revoked = revoke::revoked_shards(self)?;
+        revoke::erase(self, &revoked).await;
         self.catch_up_all().await;
         Ok(())
     }
@@ -235,6 +238,9 @@ impl Engine {
                 let _ = reply.send(requests::decide(self, id, from, decision).await);
             }
             EngineCommand::ReleaseFollows(feeds) => self.release_follows(feeds).await,
+            EngineCommand::Revoke { backup, reply } => {
+                let _ = reply.send(revoke::revoke(self, backup).await);
+            }
             EngineCommand::TakeSecret { backup, reply } => {
                 let _ = reply.send(recover::take_secret(self, backup).await);
             }
@@ -376,6 +382,9 @@ impl Engine {
                 }
                 Content::Forward(forward) if item.feed != self.me => {
                     recover::on_forward(self, &item, forward).await
+                }
+                Content::Revoke(r) if item.feed != self.me => {
+                    revoke::on_revoke(self, &item, r).await
                 }
                 Content::Grant(grant) if item.feed != self.me => {
                     emergency::on_grant(self, &item, grant).await

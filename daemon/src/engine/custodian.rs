@@ -141,6 +141,7 @@ pub(super) async fn on_shard(
                     policy,
                     vetoed: Vec::new(),
                     owner_approved: Vec::new(),
+                    revoked: None,
                 };
                 vec![
                     EngineUpdate::HeldShard {

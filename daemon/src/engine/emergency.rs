@@ -250,6 +250,10 @@ pub(super) async fn on_request(
         );
         return refused(engine, item, refuse(reason)).await;
     };
+    if held.revoked.is_some() {
+        let reason = "the owner revoked this backup; its shard is erased".to_owned();
+        return refused(engine, item, refuse(reason)).await;
+    }
     if sender == request.owner {
         return owner_approval(engine, item, request, held).await;
     }

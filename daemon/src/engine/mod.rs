@@ -51,6 +51,7 @@ mod owner;
 pub mod records;
 mod recover;
 mod requests;
+mod revoke;
 
 use std::sync::Arc;
 
@@ -135,6 +136,9 @@ pub enum EngineError {
     /// The recovery of this backup is complete; its secret waits to be taken.
     #[error("backup {0} is recovered already; take the secret with `sherdctl recover`")]
     AlreadyRecovered(BackupId),
+    /// The backup was revoked already.
+    #[error("backup {0} is revoked")]
+    AlreadyRevoked(BackupId),
     /// The owner's veto window is still open (until this time, ms since the
     /// epoch): nothing can be released before it closes.
     #[error("the owner's veto window is open until {0} ms since the epoch; nothing was released")]
@@ -279,6 +283,24 @@ pub enum EngineEvent {
         /// The backup.
         backup: BackupId,
     },
+    /// This node erased its shard of a backup its owner revoked.
+    ShardErased {
+        /// The backup.
+        backup: BackupId,
+        /// Its owner.
+        owner: FeedId,
+    },
+    /// A custodian erased its shard of one of our revoked backups.
+    RevokeAcked {
+        /// The backup.
+        backup: BackupId,
+        /// The custodian.
+        custodian: FeedId,
+        /// How many have erased now.
+        erased: usize,
+        /// Out of how many.
+        custodians: usize,
+    },
     /// This node released its shard for a request.
     ShardReleased {
         /// The request.
@@ -350,6 +372,10 @@ enum EngineCommand {
         reply: oneshot::Sender<Result<RequestView, EngineError>>,
     },
     ReleaseFollows(Vec<FeedId>),
+    Revoke {
+        backup: BackupId,
+        reply: oneshot::Sender<Result<BackupRecord, EngineError>>,
+    },
     TakeSecret {
         backup: BackupId,
         reply: oneshot::Sender<Result<SecretMaterial, EngineError>>,
@@ -478,6 +504,13 @@ impl EngineHandle {
     /// the node (and the shards that rebuilt it are erased).
     pub async fn take_secret(&self, backup: BackupId) -> Result<SecretMaterial, EngineError> {
         self.call(|reply| EngineCommand::TakeSecret { backup, reply })
+            .await
+    }
+
+    /// As the owner, revokes `backup`: every custodian is told to erase its
+    /// shard, and acknowledges once it has.
+    pub async fn revoke_backup(&self, backup: BackupId) -> Result<BackupRecord, EngineError> {
+        self.call(|reply| EngineCommand::Revoke { backup, reply })
             .await
     }
 

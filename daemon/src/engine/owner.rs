@@ -131,6 +131,7 @@ pub(super) async fn create_backup(
                         feed,
                         shard: *shard,
                         acked: None,
+                        revoke_acked: None,
                     })
                     .collect(),
                 trustees: record_trustees
@@ -142,6 +143,7 @@ pub(super) async fn create_backup(
                     })
                     .collect(),
                 policy,
+                revoked: None,
             };
             vec![
                 EngineUpdate::Backup {
@@ -215,6 +217,9 @@ pub(super) async fn on_ack(engine: &mut Engine, item: &Item, ack: &Ack) -> Resul
         )
         .await;
     };
+    if record.revoked == Some(ack.shard) {
+        return super::revoke::on_revoke_ack(engine, item, record, ack.backup).await;
+    }
     let custodians = record.custodians.len();
     let Some(entry) = record.custodians.iter_mut().find(|c| c.feed == custodian) else {
         return ignore(

@@ -32,6 +32,9 @@ pub struct BackupRecord {
     /// The emergency policy signed into every shard.
     #[serde(default)]
     pub policy: PolicyRecord,
+    /// The `revoke` entry, once the owner revoked the backup.
+    #[serde(default)]
+    pub revoked: Option<EntryId>,
 }
 
 /// The emergency-access part of a backup's policy (PROTOCOL.md 8.3).
@@ -82,6 +85,9 @@ pub struct CustodianRecord {
     pub shard: EntryId,
     /// The custodian's `ack` entry, once one acknowledging `shard` arrived.
     pub acked: Option<EntryId>,
+    /// The custodian's `ack` of the backup's revocation, once it erased its shard.
+    #[serde(default)]
+    pub revoke_acked: Option<EntryId>,
 }
 
 impl BackupRecord {
@@ -121,6 +127,10 @@ pub struct HeldShard {
     /// Emergency requests the owner approved before they reached this node.
     #[serde(default)]
     pub owner_approved: Vec<RequestId>,
+    /// The owner's `revoke` entry, once it revoked the backup: the shard's
+    /// payload is then erased and nothing is released any more.
+    #[serde(default)]
+    pub revoked: Option<EntryId>,
 }
 
 /// This node's part in a recovery request.

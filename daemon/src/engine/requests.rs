@@ -101,6 +101,9 @@ pub(super) async fn start_owner(
     let Some(made) = records::backup(&engine.store, &backup)? else {
         return Err(EngineError::UnknownBackup(backup));
     };
+    if made.revoked.is_some() {
+        return Err(EngineError::AlreadyRevoked(backup));
+    }
     let existing = records::recovery(&engine.store, &backup)?;
     if let Some(r) = &existing
         && r.state == RecoveryState::Complete
@@ -201,7 +204,9 @@ pub(super) async fn start_lost_device(
 ) -> Result<RequestView, EngineError> {
     let of_owner: Vec<(BackupId, HeldShard)> = records::held_shards(&engine.store)?
         .into_iter()
-        .filter(|(id, held)| held.owner == owner && backup.is_none_or(|b| b == *id))
+        .filter(|(id, held)| {
+            held.owner == owner && held.revoked.is_none() && backup.is_none_or(|b| b == *id)
+        })
         .collect();
     let (backup, held) = match of_owner.as_slice() {
         [] => {
@@ -441,6 +446,10 @@ pub(super) async fn on_request(
         );
         return refused(engine, item, refuse(reason)).await;
     };
+    if held.revoked.is_some() {
+        let reason = "the owner revoked this backup; its shard is erased".to_owned();
+        return refused(engine, item, refuse(reason)).await;
+    }
     let allowed = match request.kind {
         RequestKind::Owner if requester != request.owner => {
             Err("an owner request must come from the owner".to_owned())

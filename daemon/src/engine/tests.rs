@@ -1401,3 +1401,71 @@ async fn a_fourth_request_in_a_day_is_ignored_and_audited() {
     assert!(taken.iter().all(|(_, id, _)| *id != ids[3]));
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_backup_is_erased_by_every_custodian_and_can_no_longer_be_released() {
+    let net = Net::new(3).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(net.feeds(), 2))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    // A request waits at the custodians when the owner revokes.
+    let (_, id, _) = net
+        .owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        wait_for_pending(net.custodian(i), id).await;
+    }
+    let revoked = net.owner.engine.revoke_backup(created.id).await.unwrap();
+    assert!(revoked.revoked.is_some());
+    let again = net
+        .owner
+        .engine
+        .revoke_backup(created.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, EngineError::AlreadyRevoked(_)), "{again}");
+
+    let record = eventually("every custodian erased and said so", || async {
+        records::backup(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| r.custodians.iter().all(|c| c.revoke_acked.is_some()))
+    })
+    .await;
+    for (i, c) in record.custodians.iter().enumerate() {
+        let node = net.custodian(i);
+        let shard = node.store.entry(&c.shard).unwrap().expect("header kept");
+        assert!(shard.payload.is_none(), "custodian {i} erased its shard");
+        let held = records::held_shard(&node.store, &created.id)
+            .unwrap()
+            .unwrap();
+        assert!(held.revoked.is_some());
+        // The pending request is closed; approving it releases nothing.
+        let late = node.engine.decide(id, None, approve()).await.unwrap_err();
+        assert!(
+            matches!(late, EngineError::RequestClosed("denied")),
+            "{late}"
+        );
+        let lines = audit(&node.store);
+        assert!(
+            audit_events(&lines, "shard_released").is_empty(),
+            "{lines:?}"
+        );
+        assert_eq!(audit_events(&lines, "shard_erased").len(), 1, "{lines:?}");
+    }
+    // The owner cannot ask for a revoked backup.
+    let asked = net
+        .owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(asked, EngineError::AlreadyRevoked(_)), "{asked}");
+    net.shutdown().await;
+}
