@@ -13,7 +13,7 @@ use serde_json::Value;
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// The scenarios `--all` runs, in order.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 10] = [
     "happy-path",
     "lost-device",
     "offline-custodian",
@@ -21,6 +21,9 @@ const SCENARIOS: [&str; 7] = [
     "crash",
     "emergency-veto",
     "emergency-release",
+    "partition",
+    "flood",
+    "gossip-50",
 ];
 
 /// What a run of `sherd-testnet` printed.
@@ -165,13 +168,15 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
             "{name}: total {total} ms < steps {summed} ms"
         );
 
-        // Every scenario but a vetoed one ends with the exact secret, from 3
-        // valid shards.
-        assert_eq!(count(report, "threshold"), 3, "{name}");
-        assert_eq!(count(report, "secret_bytes"), 32, "{name}");
-        assert_eq!(count(report, "acks"), 5, "{name}");
-        if name != "emergency-veto" {
-            assert_eq!(count(report, "shards"), 3, "{name}");
+        // Every scenario of a 3-of-5 backup but a vetoed one ends with the
+        // exact secret, from 3 valid shards.
+        if !["flood", "gossip-50"].contains(&name) {
+            assert_eq!(count(report, "threshold"), 3, "{name}");
+            assert_eq!(count(report, "secret_bytes"), 32, "{name}");
+            assert_eq!(count(report, "acks"), 5, "{name}");
+            if name != "emergency-veto" {
+                assert_eq!(count(report, "shards"), 3, "{name}");
+            }
         }
         match name {
             "happy-path" => {
@@ -217,13 +222,60 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
                 assert_eq!(count(report, "height_checks"), count(report, "restarts"));
                 assert_eq!(count(report, "backups"), 4);
             }
+            "partition" => {
+                assert_eq!(count(report, "daemons"), 6);
+                // {owner, c1, c2} x {c3, c4, c5}, each blocked from both ends.
+                assert_eq!(count(report, "blocked_links"), 9);
+                assert_eq!(count(report, "shards_before_heal"), 1);
+                assert_eq!(count(report, "shards_after_heal"), 3);
+                assert_eq!(count(report, "approvals"), 3);
+                assert_eq!(count(report, "rejected_shards"), 0);
+                assert_eq!(count(report, "shards_released"), 3);
+            }
+            "flood" => {
+                assert_eq!(count(report, "daemons"), 3);
+                // trudy for its requests, mallory for its invalid entries.
+                assert_eq!(count(report, "blocks"), 2);
+                assert_eq!(count(report, "invalid_entries"), 200);
+                let sent = count(report, "sync_requests");
+                assert!(sent > 512, "{}", report["counts"]);
+                assert_eq!(
+                    count(report, "sync_answered") + count(report, "sync_failed"),
+                    sent,
+                    "{}",
+                    report["counts"]
+                );
+                assert!(count(report, "status_samples") >= 2, "{}", report["counts"]);
+                assert!(count(report, "flood_max_us") < 2_000_000);
+                let (before, after) = (
+                    count(report, "rss_before_kib"),
+                    count(report, "rss_after_kib"),
+                );
+                assert!(
+                    before > 0 && after < before + 64 * 1024,
+                    "{}",
+                    report["counts"]
+                );
+            }
+            "gossip-50" => {
+                assert_eq!(count(report, "daemons"), 50);
+                assert_eq!(count(report, "followers"), 49);
+                assert_eq!(count(report, "entries"), 2);
+                let (t90, t99) = (
+                    count(report, "reached_90_ms"),
+                    count(report, "reached_99_ms"),
+                );
+                assert!(t90 <= t99, "{}", report["counts"]);
+                assert!(count(report, "poll_rounds") >= 1);
+                assert!(count(report, "rss_sum_kib") > 0);
+            }
             other => panic!("unexpected scenario {other}"),
         }
         assert_nothing_left(report);
     }
     // The narration went to stderr, with the closing table.
     assert!(
-        run.stderr.contains("ok: 7 of 7 scenarios passed"),
+        run.stderr.contains("ok: 10 of 10 scenarios passed"),
         "{run:#?}"
     );
     eprintln!(

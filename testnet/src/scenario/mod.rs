@@ -15,16 +15,20 @@
 //! stdout carries the JSON.
 //!
 //! A new scenario is a module with a `pub(super) const SCENARIO` and a line
-//! in [`ALL`]; scenarios that need more of the daemon than its control API
-//! (a test-only admin API, for partitions and floods) slot in the same way.
+//! in [`ALL`]. Scenarios that need more of the daemon than its control API
+//! (`partition`, `flood`) start their daemons with `--test-hooks`, which
+//! adds the test-only routes under `/v1/test/`.
 
 mod byzantine_custodian;
 mod common;
 mod crash;
 mod emergency;
+mod flood;
+mod gossip;
 mod happy_path;
 mod lost_device;
 mod offline_custodian;
+mod partition;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +69,9 @@ pub(crate) const ALL: &[Scenario] = &[
     crash::SCENARIO,
     emergency::VETO,
     emergency::RELEASE,
+    partition::SCENARIO,
+    flood::SCENARIO,
+    gossip::SCENARIO,
 ];
 
 /// `sherd-testnet scenario`'s arguments.
