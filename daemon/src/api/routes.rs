@@ -366,9 +366,7 @@ async fn backup<B: ControlBackend>(
     State(state): State<AppState<B>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(id) = id.map_err(|r| ApiError::invalid("id", r.body_text()))?;
-    let id = sherd_protocol::BackupId::from_str(&id)
-        .map_err(|e| ApiError::invalid("id", format!("not a backup id: {e}")))?;
+    let id = path_backup(id, "id")?;
     Ok(axum::Json(state.backend.backup(id).await?))
 }
 
@@ -376,9 +374,7 @@ async fn revoke_backup<B: ControlBackend>(
     State(state): State<AppState<B>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Path(id) = id.map_err(|r| ApiError::invalid("id", r.body_text()))?;
-    let id = sherd_protocol::BackupId::from_str(&id)
-        .map_err(|e| ApiError::invalid("id", format!("not a backup id: {e}")))?;
+    let id = path_backup(id, "id")?;
     Ok(axum::Json(state.backend.revoke_backup(id).await?))
 }
 
@@ -462,9 +458,13 @@ fn parse_backup(field: &str, value: &str) -> Result<BackupId, ApiError> {
     BackupId::from_str(value).map_err(|e| ApiError::invalid(field, format!("not a backup id: {e}")))
 }
 
-fn path_backup(path: Result<Path<String>, PathRejection>) -> Result<BackupId, ApiError> {
-    let Path(backup) = path.map_err(|r| ApiError::invalid("backup", r.body_text()))?;
-    parse_backup("backup", &backup)
+/// A backup id from the path, named `field` in errors.
+fn path_backup(
+    path: Result<Path<String>, PathRejection>,
+    field: &str,
+) -> Result<BackupId, ApiError> {
+    let Path(backup) = path.map_err(|r| ApiError::invalid(field, r.body_text()))?;
+    parse_backup(field, &backup)
 }
 
 /// The two shapes of `POST /v1/requests`: `backup` alone (owner), or `owner`
@@ -612,7 +612,7 @@ async fn recovery<B: ControlBackend>(
     State(state): State<AppState<B>>,
     backup: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let backup = path_backup(backup)?;
+    let backup = path_backup(backup, "backup")?;
     Ok(axum::Json(state.backend.recovery(backup).await?))
 }
 
@@ -620,7 +620,7 @@ async fn take_secret<B: ControlBackend>(
     State(state): State<AppState<B>>,
     backup: Result<Path<String>, PathRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let backup = path_backup(backup)?;
+    let backup = path_backup(backup, "backup")?;
     let secret = state.backend.take_secret(backup).await?;
     // Never cached by anything between us and the client.
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(secret)))

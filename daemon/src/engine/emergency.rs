@@ -336,22 +336,20 @@ pub(super) async fn on_request(
 async fn at_owner(engine: &mut Engine, item: &Item, request: &Request) -> Result<(), EngineError> {
     let trustee = item.feed;
     let now = clock::now_ms();
-    let Some(backup) = records::backup(&engine.store, &request.backup)? else {
-        let line = AuditLine::new(now, "request_refused", Outcome::Refused)
+    let refuse = |reason: &str| {
+        AuditLine::new(now, "request_refused", Outcome::Refused)
             .backup(request.backup)
             .peer(trustee)
             .entry(item.id)
             .request(request.id)
-            .reason("no backup of this node has this id");
+            .reason(reason)
+    };
+    let Some(backup) = records::backup(&engine.store, &request.backup)? else {
+        let line = refuse("no backup of this node has this id");
         return refused(engine, item, line).await;
     };
     if !backup.trustees.iter().any(|t| t.feed == trustee) || request.recipient != trustee {
-        let line = AuditLine::new(now, "request_refused", Outcome::Refused)
-            .backup(request.backup)
-            .peer(trustee)
-            .entry(item.id)
-            .request(request.id)
-            .reason("the requester is not a trustee of this backup, or not its recipient");
+        let line = refuse("the requester is not a trustee of this backup, or not its recipient");
         return refused(engine, item, line).await;
     }
     let id = request.id;

@@ -38,9 +38,16 @@
 //! (a recovery delivered) or a contact goes, [`EngineHandle::release_follows`]
 //! unfollows only what nothing else needs.
 //!
-//! Not yet here: emergency requests, vetoes, revocation and erasure of held
-//! shards (issue 5), and rebuilding records from `root` entries on reindex. Content of those types addressed to
-//! us is audited as not handled, and the cursor moves past it.
+//! - **emergency access** ([`emergency`]): grants at the trustee, the veto
+//!   window each custodian keeps as a persisted deadline, the owner's veto
+//!   and early approval, the release after the window;
+//! - **revocation** ([`revoke`]): custodians erase the shard's payload and
+//!   acknowledge; the owner counts who has.
+//!
+//! Not yet here: one-time access (`redeemed`), re-share, health checks
+//! (issue 5), and rebuilding records from `root` entries on reindex. Content
+//! of those types addressed to us is audited as not handled, and the cursor
+//! moves past it.
 
 mod actor;
 mod audit;
