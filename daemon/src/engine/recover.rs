@@ -456,10 +456,11 @@ pub(super) async fn take_secret(
 /// shards (sealed to us, they would rebuild the secret). Also run on start,
 /// for a crash between the delivery and the erasure.
 pub(super) async fn erase_shards(engine: &Engine, entries: &[sherd_protocol::EntryId]) {
-    for entry in entries {
-        if let Err(e) = engine.store.erase_payload(*entry).await {
-            tracing::warn!(%entry, error = %e, "engine: cannot erase a delivered shard; will retry on start");
-        }
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(e) = engine.store.erase_payloads(entries.to_vec()).await {
+        tracing::warn!(error = %e, "engine: cannot erase delivered shards; will retry on start");
     }
 }
 

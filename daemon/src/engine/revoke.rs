@@ -193,10 +193,11 @@ pub(super) async fn on_revoke_ack(
 
 /// Erases the payloads of `entries` (shards of revoked backups).
 pub(super) async fn erase(engine: &Engine, entries: &[EntryId]) {
-    for entry in entries {
-        if let Err(e) = engine.store.erase_payload(*entry).await {
-            tracing::warn!(%entry, error = %e, "engine: cannot erase a revoked shard; will retry on start");
-        }
+    if entries.is_empty() {
+        return;
+    }
+    if let Err(e) = engine.store.erase_payloads(entries.to_vec()).await {
+        tracing::warn!(error = %e, "engine: cannot erase revoked shards; will retry on start");
     }
 }
 

@@ -14,17 +14,22 @@
 //! [`Store::entries`], ...) run in their own MVCC read transactions on any
 //! thread and never wait for the writer.
 //!
+//! Erasing payloads rewrites the database without them (`store/scrub.rs`),
+//! so erased bytes do not linger in freed pages; readers then move to the
+//! new file through [`DbSlot`].
+//!
 //! The entry-id index and the heads are derived from the entries;
 //! [`Store::reindex`] rebuilds them offline (`store/reindex.rs`).
 
 mod engine;
 mod read;
 mod reindex;
+mod scrub;
 mod tables;
 mod writer;
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
@@ -124,9 +129,9 @@ enum Command {
         timestamp_ms: u64,
         reply: oneshot::Sender<Result<SignedHeader, StoreError>>,
     },
-    ErasePayload {
-        id: EntryId,
-        reply: oneshot::Sender<Result<bool, StoreError>>,
+    ErasePayloads {
+        ids: Vec<EntryId>,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
     },
     Audit {
         record: Vec<u8>,
@@ -147,6 +152,41 @@ enum Command {
     },
 }
 
+/// The database in use. The writer replaces it after a scrub; a reader takes
+/// the current one for the length of its read transaction, so a reader that
+/// started on the old file finishes on it.
+#[derive(Clone)]
+pub(crate) struct DbSlot {
+    current: Arc<RwLock<Arc<redb::Database>>>,
+    path: PathBuf,
+}
+
+impl DbSlot {
+    fn new(db: redb::Database, path: &Path) -> Self {
+        Self {
+            current: Arc::new(RwLock::new(Arc::new(db))),
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Arc<redb::Database> {
+        // A writer that panicked mid-swap left either the old or the new
+        // handle in place: both are whole databases.
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn replace(&self, db: redb::Database) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(db);
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A cloneable handle to the store.
 #[derive(Clone)]
 pub struct Store {
@@ -154,7 +194,7 @@ pub struct Store {
     // sender: when the last `Store` is dropped, the writer (which holds the
     // last database handle) exits only after this one is gone, so a joined
     // `StoreThread` means the database is closed and can be opened again.
-    db: Arc<redb::Database>,
+    db: DbSlot,
     commands: mpsc::Sender<Command>,
     announce: broadcast::Sender<Committed>,
 }
@@ -200,7 +240,8 @@ impl Store {
         me: Arc<Keypair>,
         depth: usize,
     ) -> Result<(Self, StoreThread), StoreError> {
-        let db = Arc::new(writer::open_database(path)?);
+        let db = scrub::finish_interrupted(writer::open_database(path)?, path)?;
+        let db = DbSlot::new(db, path);
         let (commands, rx) = mpsc::channel(QUEUE_DEPTH);
         let (announce, _) = broadcast::channel(depth);
         let thread = writer::spawn(db.clone(), me, rx, announce.clone())?;
@@ -259,9 +300,12 @@ impl Store {
         .await
     }
 
-    /// Erases an entry's payload (the header stays). True if there was one.
-    pub async fn erase_payload(&self, id: EntryId) -> Result<bool, StoreError> {
-        self.call(|reply| Command::ErasePayload { id, reply }).await
+    /// Erases these entries' payloads (the headers stay) and scrubs the
+    /// store, so the bytes are in no file any more; returns once both are
+    /// durable, with how many payloads there were to erase.
+    pub async fn erase_payloads(&self, ids: Vec<EntryId>) -> Result<usize, StoreError> {
+        self.call(|reply| Command::ErasePayloads { ids, reply })
+            .await
     }
 
     /// Appends an audit record (JSON bytes); returns its sequence number.
@@ -291,52 +335,52 @@ impl Store {
 
     /// Every feed held, with the sequence number of its head.
     pub fn feeds(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
-        engine::feeds(&self.db)
+        engine::feeds(&self.db.get())
     }
 
     /// The protocol engine's cursors: per feed, the last entry it processed.
     pub fn engine_cursors(&self) -> Result<Vec<(FeedId, u64)>, StoreError> {
-        engine::cursors(&self.db)
+        engine::cursors(&self.db.get())
     }
 
     /// The owner's record of a backup (JSON), if this node made it.
     pub fn backup_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
-        engine::record(&self.db, engine::RecordTable::Backups, id)
+        engine::record(&self.db.get(), engine::RecordTable::Backups, id)
     }
 
     /// Every backup this node made, as (id, record JSON).
     pub fn backup_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
-        engine::records(&self.db, engine::RecordTable::Backups)
+        engine::records(&self.db.get(), engine::RecordTable::Backups)
     }
 
     /// The record of a shard this node holds as a custodian (JSON).
     pub fn held_shard_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
-        engine::record(&self.db, engine::RecordTable::HeldShards, id)
+        engine::record(&self.db.get(), engine::RecordTable::HeldShards, id)
     }
 
     /// Every shard this node holds, as (backup id, record JSON).
     pub fn held_shard_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
-        engine::records(&self.db, engine::RecordTable::HeldShards)
+        engine::records(&self.db.get(), engine::RecordTable::HeldShards)
     }
 
     /// The record of a recovery this node collects (JSON).
     pub fn recovery_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
-        engine::record(&self.db, engine::RecordTable::Recoveries, id)
+        engine::record(&self.db.get(), engine::RecordTable::Recoveries, id)
     }
 
     /// Every recovery this node collects, as (backup id, record JSON).
     pub fn recovery_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
-        engine::records(&self.db, engine::RecordTable::Recoveries)
+        engine::records(&self.db.get(), engine::RecordTable::Recoveries)
     }
 
     /// What this node was granted as a trustee for backup `id` (JSON).
     pub fn grant_record(&self, id: &BackupId) -> Result<Option<Vec<u8>>, StoreError> {
-        engine::record(&self.db, engine::RecordTable::Grants, id)
+        engine::record(&self.db.get(), engine::RecordTable::Grants, id)
     }
 
     /// Every grant this node holds, as (backup id, record JSON).
     pub fn grant_records(&self) -> Result<Vec<(BackupId, Vec<u8>)>, StoreError> {
-        engine::records(&self.db, engine::RecordTable::Grants)
+        engine::records(&self.db.get(), engine::RecordTable::Grants)
     }
 
     /// The record of request `id` made by `requester` (JSON).
@@ -345,22 +389,22 @@ impl Store {
         requester: &FeedId,
         id: &RequestId,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        engine::request(&self.db, requester, id)
+        engine::request(&self.db.get(), requester, id)
     }
 
     /// Every request record, as (requester, id, record JSON).
     pub fn request_records(&self) -> Result<Vec<(FeedId, RequestId, Vec<u8>)>, StoreError> {
-        engine::requests(&self.db)
+        engine::requests(&self.db.get())
     }
 
     /// Whether recovery requests from `feed` are approved without asking.
     pub fn auto_approve(&self, feed: &FeedId) -> Result<bool, StoreError> {
-        engine::auto_approve(&self.db, feed)
+        engine::auto_approve(&self.db.get(), feed)
     }
 
     /// Every contact with its name, in feed order.
     pub fn contacts(&self) -> Result<Vec<(FeedId, String)>, StoreError> {
-        read::contacts(&self.db)
+        read::contacts(&self.db.get())
     }
 
     /// Entries committed from now on.
@@ -370,7 +414,7 @@ impl Store {
 
     /// The latest entry of a feed.
     pub fn head(&self, author: &FeedId) -> Result<Option<SignedHeader>, StoreError> {
-        read::head(&self.db, author)
+        read::head(&self.db.get(), author)
     }
 
     /// Up to `limit` entries of a feed from `from_seq` on, in order.
@@ -380,22 +424,22 @@ impl Store {
         from_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEntry>, StoreError> {
-        read::entries(&self.db, author, from_seq, limit)
+        read::entries(&self.db.get(), author, from_seq, limit)
     }
 
     /// An entry by id.
     pub fn entry(&self, id: &EntryId) -> Result<Option<StoredEntry>, StoreError> {
-        read::entry(&self.db, id)
+        read::entry(&self.db.get(), id)
     }
 
     /// The fork proof of a feed, if it forked.
     pub fn fork(&self, author: &FeedId) -> Result<Option<ForkProof>, StoreError> {
-        read::fork(&self.db, author)
+        read::fork(&self.db.get(), author)
     }
 
     /// Audit records from `from` on, up to `limit`, as (sequence, JSON bytes).
     pub fn audit_log(&self, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        read::audit_log(&self.db, from, limit)
+        read::audit_log(&self.db.get(), from, limit)
     }
 }
 

@@ -11,6 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use sherd_protocol::EntryId;
+
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::feed::{EntryError, Feed, ForkProof};
@@ -21,7 +23,9 @@ use super::tables::{
     AUDIT, AUTO_APPROVE, BACKUPS, CONTACTS, ENGINE_CURSOR, ENTRIES, ENTRY_IDS, FORKS, GRANTS,
     HEADS, HELD_SHARDS, META, PAYLOADS, RECOVERIES, REQUESTS, SCHEMA_VERSION,
 };
-use super::{Command, Committed, IncomingEntry, IngestOutcome, MAX_BATCH, StoreError};
+use super::{
+    Command, Committed, DbSlot, IncomingEntry, IngestOutcome, MAX_BATCH, StoreError, scrub,
+};
 
 /// Opens or creates the database, creates every table, checks the layout version.
 pub(super) fn open_database(path: &Path) -> Result<Database, StoreError> {
@@ -76,7 +80,7 @@ pub(super) fn begin(db: &Database) -> Result<WriteTransaction, StoreError> {
 }
 
 pub(super) fn spawn(
-    db: Arc<Database>,
+    db: DbSlot,
     me: Arc<Keypair>,
     mut commands: mpsc::Receiver<Command>,
     announce: broadcast::Sender<Committed>,
@@ -146,19 +150,27 @@ impl<'t> Tables<'t> {
 }
 
 fn apply_batch(
-    db: &Database,
+    slot: &DbSlot,
     me: &Keypair,
     batch: impl Iterator<Item = Command>,
     announce: &broadcast::Sender<Committed>,
 ) {
+    let db = slot.get();
     let mut finishers: Vec<Finish> = Vec::new();
     let mut committed: Vec<Committed> = Vec::new();
+    // Erasures are done after the batch, in their own transaction, because
+    // each costs a scrub (a copy of the store) and must not be acknowledged
+    // before it: batching them means one copy for all of them.
+    let mut erasures: Vec<(Vec<EntryId>, Reply<usize>)> = Vec::new();
     let outcome = (|| -> Result<(), StoreError> {
-        let txn = begin(db)?;
+        let txn = begin(&db)?;
         {
             let mut t = Tables::open(&txn)?;
             for command in batch {
-                finishers.push(apply(&mut t, me, command, &mut committed)?);
+                match command {
+                    Command::ErasePayloads { ids, reply } => erasures.push((ids, reply)),
+                    command => finishers.push(apply(&mut t, me, command, &mut committed)?),
+                }
             }
         }
         txn.commit().map_err(StoreError::db)
@@ -174,6 +186,71 @@ fn apply_batch(
     for entry in committed {
         // No subscriber is not an error: nothing listens yet.
         let _ = announce.send(entry);
+    }
+    if !erasures.is_empty() {
+        erase_and_scrub(slot, erasures);
+    }
+}
+
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, StoreError>>;
+
+/// Removes the payloads of every erasure asked for, commits, and rewrites
+/// the store without their bytes (`scrub.rs`) before answering anyone. The
+/// removal and the mark that a scrub is due commit together; if the scrub
+/// then fails, the callers hear so, and it is retried at the next erasure
+/// or start. Erasing what is gone already costs no copy (the engine asks
+/// again on every start, in case it stopped between a delivery and its
+/// erasure).
+fn erase_and_scrub(slot: &DbSlot, erasures: Vec<(Vec<EntryId>, Reply<usize>)>) {
+    let db = slot.get();
+    let erased = (|| -> Result<(Vec<usize>, bool), StoreError> {
+        let txn = begin(&db)?;
+        let mut counts = Vec::with_capacity(erasures.len());
+        {
+            let entry_ids = txn.open_table(ENTRY_IDS).map_err(StoreError::db)?;
+            let mut payloads = txn.open_table(PAYLOADS).map_err(StoreError::db)?;
+            for (ids, _) in &erasures {
+                let mut count = 0;
+                for id in ids {
+                    let Some(place) = entry_ids.get(id.as_bytes()).map_err(StoreError::db)? else {
+                        continue;
+                    };
+                    let (author, seq) = place.value();
+                    if payloads
+                        .remove((author, seq))
+                        .map_err(StoreError::db)?
+                        .is_some()
+                    {
+                        count += 1;
+                    }
+                }
+                counts.push(count);
+            }
+        }
+        let due = scrub::mark_pending(&txn, counts.iter().any(|&n| n > 0))?;
+        txn.commit().map_err(StoreError::db)?;
+        Ok((counts, due))
+    })();
+    let outcome = erased.and_then(|(counts, due)| {
+        if due {
+            let fresh = scrub::rewrite(&db, slot.path())?;
+            slot.replace(fresh);
+        }
+        Ok(counts)
+    });
+    drop(db);
+    match outcome {
+        Ok(counts) => {
+            for ((_, reply), count) in erasures.into_iter().zip(counts) {
+                let _ = reply.send(Ok(count));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "erasing payloads failed; the scrub is retried at the next erasure or start");
+            for (_, reply) in erasures {
+                let _ = reply.send(Err(StoreError::Database(format!("erasing payloads: {e}"))));
+            }
+        }
     }
 }
 
@@ -204,24 +281,14 @@ fn apply(
             let result = publish(t, me, kind, payload, timestamp_ms, committed)?;
             finish(reply, result)
         }
-        Command::ErasePayload { id, reply } => {
-            let place = t
-                .entry_ids
-                .get(id.as_bytes())
-                .map_err(StoreError::db)?
-                .map(|v| {
-                    let (author, seq) = v.value();
-                    (*author, seq)
-                });
-            let existed = match place {
-                Some((author, seq)) => t
-                    .payloads
-                    .remove((&author, seq))
-                    .map_err(StoreError::db)?
-                    .is_some(),
-                None => false,
-            };
-            finish(reply, Ok(existed))
+        Command::ErasePayloads { reply, .. } => {
+            // `apply_batch` takes erasures aside before it gets here.
+            finish(
+                reply,
+                Err(StoreError::Database(
+                    "erasure outside its own transaction".into(),
+                )),
+            )
         }
         Command::SetContact { feed, name, reply } => {
             let existed = t
