@@ -10,7 +10,8 @@ formats are decoded here from PROTOCOL.md alone, with hashlib's SHA-256, a
 few lines of base58, and GF(2^8) arithmetic for the Shamir shares. The entry
 validation rules (PROTOCOL.md 3.3), envelope opening (5), shard checks (8.3)
 and recovery (9) are re-implemented here and must reach exactly the verdict
-recorded in each vector.
+recorded in each vector. Health-check proofs (8.5) are recomputed with the
+standard library's hmac and hashlib.
 
 Prints one line per check and a summary; exits 1 on any mismatch.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import sys
 from pathlib import Path
@@ -33,6 +35,7 @@ DEFAULT_DIR = ROOT / "protocol" / "tests" / "vectors"
 
 ENTRY_DOMAIN = b"sherd/entry/v1\x00"
 SHARD_DOMAIN = b"sherd/shard/v1\x00"
+PROOF_DOMAIN = b"sherd/health-proof/v1"
 PEER_ID_PREFIX = bytes([0x00, 0x24, 0x08, 0x01, 0x12, 0x20])
 MAX_PAYLOAD_LEN = 65536
 MAX_CLOCK_SKEW_MS = 600_000
@@ -687,6 +690,67 @@ def check_backup(r: Report, where: str, v: dict) -> None:
 
 
 # --------------------------------------------------------------------------
+# Health checks: PROTOCOL.md 8.5, with the standard library's hmac.
+# --------------------------------------------------------------------------
+
+
+def health_proof(check_key: bytes, backup: bytes, custodian_pk: bytes, nonce: bytes, shard_payload: bytes) -> bytes:
+    """HMAC-SHA-256(check_key, domain || backup || custodian key || nonce || shard payload)."""
+    message = PROOF_DOMAIN + backup + custodian_pk + nonce + shard_payload
+    return hmac.new(check_key, message, hashlib.sha256).digest()
+
+
+def proof_verifies(v: dict, custodian: dict) -> bool:
+    """The owner's check of a received proof, compared in constant time."""
+    expected = health_proof(unhex(v["check_key"]), unhex(v["backup_id"]), unhex(custodian["ed25519_public_key"]),
+                            unhex(v["nonce"]), unhex(v["shard_payload"]))
+    return hmac.compare_digest(expected, unhex(v["proof"]))
+
+
+def check_health(r: Report, where: str, v: dict) -> None:
+    owner_pk = unhex(v["owner"]["ed25519_public_key"])
+    backup = unhex(v["backup_id"])
+    root = json.loads(v["root_content"])
+    r.equal(where, "root content: type and backup", (root.get("type"), root.get("backup")), ("root", v["backup_id"]))
+    root_keys = {c.get("feed"): c.get("check_key") for c in root.get("custodians", [])}
+    r.check(where, "several proof cases", len(v["cases"]) >= 3)
+    for i, c in enumerate(v["cases"]):
+        cust = c["custodian"]
+        at = f"case {i} ({cust['name']})"
+        custodian_pk = unhex(cust["ed25519_public_key"])
+        check_key, nonce, payload = unhex(c["check_key"]), unhex(c["nonce"]), unhex(c["shard_payload"])
+        r.equal(where, f"{at}: the feed id names the 32-byte key", feed_id_key(cust["feed_id"]), custodian_pk)
+        # The owner's side: the check key is in its root.
+        r.equal(where, f"{at}: check key in the owner's root", root_keys.get(cust["feed_id"]), c["check_key"])
+        # The custodian's side: the payload is the owner's envelope holding its
+        # `shard`, whose signed inner shard holds the same check key.
+        got = open_envelope(payload, unhex(cust["x25519_secret"]), owner_pk)
+        if r.equal(where, f"{at}: the shard payload opens for the custodian", got[0], "ok"):
+            content = json.loads(got[1])
+            r.equal(where, f"{at}: it holds a shard of the backup", (content.get("type"), content.get("backup")),
+                    ("shard", v["backup_id"]))
+            shard = open_shard(base64.b64decode(content["sealed"], validate=True), cust)
+            if r.equal(where, f"{at}: its sealed shard opens and verifies", shard[0], "ok"):
+                s = shard[1]
+                r.equal(where, f"{at}: inner shard owner and backup", (s["owner"], s["backup"]), (owner_pk, backup))
+                r.equal(where, f"{at}: check key in the inner shard", s["check_key"], check_key)
+        r.equal(where, f"{at}: challenge content", json.loads(c["challenge_content"]),
+                {"type": "challenge", "version": 1, "backup": v["backup_id"], "nonce": c["nonce"]})
+        r.equal(where, f"{at}: message prefix = domain || backup || custodian key || nonce",
+                PROOF_DOMAIN + backup + custodian_pk + nonce, unhex(c["message_prefix"]))
+        r.equal(where, f"{at}: proof = HMAC-SHA-256 (hmac, hashlib)",
+                health_proof(check_key, backup, custodian_pk, nonce, payload), unhex(c["proof"]))
+        r.check(where, f"{at}: the owner verifies it (hmac.compare_digest)",
+                proof_verifies({**c, "backup_id": v["backup_id"]}, cust))
+
+
+def check_health_fail(r: Report, where: str, v: dict) -> None:
+    cust = v["custodian"]
+    got = "verified" if proof_verifies(v, cust) else "BadProof"
+    r.equal(where, f"{cust['name']}'s proof: {v['expected_error']}", got, v["expected_error"])
+
+
+# --------------------------------------------------------------------------
 
 
 def dispatch(rel: str, v: dict):
@@ -700,6 +764,7 @@ def dispatch(rel: str, v: dict):
         "envelope": lambda: check_envelope_fail if fail else check_envelope,
         "sealed": lambda: check_sealed_fail if fail else check_sealed_shard,
         "backup": lambda: check_backup,
+        "health": lambda: check_health_fail if fail else check_health,
     }
     if category not in table:
         return None

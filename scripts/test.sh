@@ -2,7 +2,8 @@
 # The test command (README.md, "Run the tests"): formatting, lints, every Rust
 # test, the crate-boundary invariants of ARCHITECTURE.md, and the libsodium
 # interoperability check. Works on a fresh machine: it installs the Python
-# side (PyNaCl) into target/interop-venv itself.
+# side (PyNaCl for the interop check, aiosmtpd for the e-mail notifier's
+# test) into target/test-venv itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "binaries (the multi-process tests run sherdd and sherdctl)"
 cargo build --workspace --bins --locked
 
+step "Python packages for the tests (target/test-venv)"
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check \
+    -r interop/requirements.txt -r scripts/requirements.txt
+
 step "tests (cargo test --workspace)"
-cargo test --workspace --locked
+# The e-mail notifier's test sends to a real SMTP server (aiosmtpd) on
+# 127.0.0.1; here it must run, not skip.
+SHERD_TEST_PYTHON="$PWD/$venv/bin/python" SHERD_REQUIRE_SMTP_TEST=1 \
+    cargo test --workspace --locked
 
 step "invariant: sherd-protocol depends on no async runtime, network or store"
 forbidden=$(cargo tree -p sherd-protocol -e normal --prefix none --locked \
@@ -43,11 +55,6 @@ done
 echo "ok"
 
 step "interoperability with libsodium (PyNaCl)"
-venv=target/interop-venv
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r interop/requirements.txt
 "$venv/bin/python" interop/check_vectors.py
 
 printf '\nall checks passed\n'

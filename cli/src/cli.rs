@@ -358,6 +358,41 @@ pub(crate) enum BackupCommand {
         /// The backup id (64 hex characters)
         id: String,
     },
+    /// Back a secret up anew with other custodians or another threshold, and
+    /// revoke the old backup in the same step
+    ///
+    /// You give the secret again (standard input, or --file). The new backup
+    /// keeps the old one's label, trustees and emergency policy unless you
+    /// say otherwise; the old backup's custodians erase their shards.
+    Reshare {
+        /// The backup to replace (64 hex characters)
+        id: String,
+        /// A custodian of the new backup (repeat for each, 1 to 32)
+        #[arg(long = "custodian", value_name = "FEED", required = true)]
+        custodians: Vec<String>,
+        /// How many custodians must cooperate to recover the secret
+        #[arg(long, value_name = "T")]
+        threshold: u8,
+        /// Read the secret from this file instead of standard input
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
+        /// A new label [default: the old backup's]
+        #[arg(long)]
+        label: Option<String>,
+        /// A trustee of the new backup (repeat for each; replaces the old backup's list)
+        #[arg(long = "trustee", value_name = "FEED")]
+        trustees: Vec<String>,
+        /// How long you have to veto a trustee's request [default: the old backup's]
+        #[arg(long, value_name = "DURATION", value_parser = veto_delay)]
+        veto_delay: Option<u32>,
+        /// Erase every copy once a trustee has seen the secret [default: as the old backup]
+        #[arg(long)]
+        one_time: bool,
+        /// After the veto window: approve or auto [default: the old backup's]
+        #[arg(long, value_name = "approve|auto",
+              value_parser = clap::builder::PossibleValuesParser::new(["approve", "auto"]))]
+        release: Option<String>,
+    },
 }
 
 /// The longest veto window: a year, the protocol's limit on

@@ -105,12 +105,46 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
                 one_time,
                 release,
             };
-            out.backup(&client.create_backup(&request).await?)?;
+            out.backup(&client.create_backup(&request).await?, now_ms())?;
         }
         Command::Backup(BackupCommand::List) => out.backups(&client.backups().await?)?,
-        Command::Backup(BackupCommand::Show { id }) => out.backup(&client.backup(&id).await?)?,
+        Command::Backup(BackupCommand::Show { id }) => {
+            out.backup(&client.backup(&id).await?, now_ms())?;
+        }
         Command::Backup(BackupCommand::Revoke { id }) => {
-            out.backup(&client.revoke_backup(&id).await?)?;
+            out.backup(&client.revoke_backup(&id).await?, now_ms())?;
+        }
+        Command::Backup(BackupCommand::Reshare {
+            id,
+            custodians,
+            threshold,
+            file,
+            label,
+            trustees,
+            veto_delay,
+            one_time,
+            release,
+        }) => {
+            // The old backup's terms carry over unless the user changed them;
+            // asked before the secret is read, so a wrong id costs nothing.
+            let old = client.backup(&id).await?;
+            let policy = old.policy.as_ref();
+            let trustees = if trustees.is_empty() {
+                old.trustees.iter().map(|t| t.feed.clone()).collect()
+            } else {
+                trustees
+            };
+            let request = sherd_api::CreateBackup {
+                label: label.unwrap_or(old.label),
+                threshold,
+                custodians,
+                trustees,
+                veto_delay_secs: veto_delay.or(policy.map(|p| p.veto_delay_secs)),
+                one_time: one_time || policy.is_some_and(|p| p.one_time),
+                release: release.or(policy.map(|p| p.release.clone())),
+                secret: read_secret(file.as_deref())?,
+            };
+            out.reshared(&client.reshare_backup(&id, &request).await?, now_ms())?;
         }
         Command::Shards => out.shards(&client.shards().await?)?,
         Command::Grants => out.grants(&client.grants().await?)?,

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use sherd_api::{
-    AuditRecord, Backup, BackupPolicy, Contact, Event, Grant, HeldShard, Peer, RecoveredSecret,
-    Recovery, RecoveryRequest, Status,
+    AuditRecord, Backup, BackupCustodian, BackupPolicy, Contact, Event, Grant, HeldShard, Peer,
+    RecoveredSecret, Recovery, RecoveryRequest, Reshared, Status,
 };
 
 /// Writes answers to `out`, as text or as JSON.
@@ -303,7 +303,10 @@ impl<W: Write> Printer<W> {
                 other => format!("{other:?}"),
             };
             if g.policy.one_time {
-                release.push_str(", one-time");
+                release.push_str(match g.redeemed_ms {
+                    Some(_) => ", one-time (used)",
+                    None => ", one-time",
+                });
             }
             table.push([
                 // Whole: `request-recovery` takes nothing shorter.
@@ -460,7 +463,24 @@ impl<W: Write> Printer<W> {
         Ok(())
     }
 
-    pub(crate) fn backup(&mut self, backup: &Backup) -> io::Result<()> {
+    /// A re-share: the new backup in full, then what became of the old one.
+    pub(crate) fn reshared(&mut self, reshared: &Reshared, now_ms: u64) -> io::Result<()> {
+        if self.json {
+            return self.json_line(reshared);
+        }
+        self.backup(&reshared.new, now_ms)?;
+        writeln!(
+            self.out,
+            "\nreplaces  {} (revoked: its {} custodians erase their shards; \
+             `sherdctl backup show {}` lists who has)",
+            reshared.old.id,
+            reshared.old.custodians.len(),
+            reshared.old.id
+        )
+    }
+
+    /// A backup and each custodian's state; `now_ms` dates the health checks.
+    pub(crate) fn backup(&mut self, backup: &Backup, now_ms: u64) -> io::Result<()> {
         if self.json {
             return self.json_line(backup);
         }
@@ -488,13 +508,24 @@ impl<W: Write> Printer<W> {
                 backup.custodians.len()
             )?;
         }
+        if let Some(r) = &backup.redeemed {
+            writeln!(
+                self.out,
+                "redeemed  by {}: one-time access used; the custodians erase their shards",
+                clean(r.name.as_deref().unwrap_or(&r.by))
+            )?;
+        }
         for c in &backup.custodians {
-            let state = match (backup.revoked, c.erased, c.acked) {
+            let mut state = match (backup.revoked, c.erased, c.acked) {
                 (true, true, _) => "erased",
                 (true, false, _) => "revoked, not yet erased",
                 (false, _, true) => "acknowledged",
                 (false, _, false) => "waiting for ack",
-            };
+            }
+            .to_owned();
+            if !backup.revoked {
+                state.push_str(&health(c, backup.created_ms, now_ms));
+            }
             writeln!(
                 self.out,
                 "  {:name_width$}  {}  {state}",
@@ -811,6 +842,19 @@ fn emergency_access(backup: &Backup) -> Vec<String> {
         );
     }
     lines
+}
+
+/// A custodian's health checks, after its state: when it last proved its
+/// shard, or how long it has been silent. Nothing before its first answer.
+fn health(c: &BackupCustodian, created_ms: u64, now_ms: u64) -> String {
+    match (c.silent_since_ms, c.last_proof_ms) {
+        (Some(_), last) => format!(
+            "; SILENT: no proof of its shard for {}",
+            span(now_ms.saturating_sub(last.unwrap_or(created_ms)))
+        ),
+        (None, Some(at)) => format!("; proved its shard {}", relative(at, now_ms)),
+        (None, None) => String::new(),
+    }
 }
 
 /// Who releases a shard to a trustee once the veto window has passed.
@@ -1381,6 +1425,9 @@ id                                kind         role       backup        requeste
         );
     }
 
+    /// The time the rendering tests print at.
+    const NOW_MS: u64 = 1_000 + 40 * 86_400_000;
+
     fn backup(trustees: &[(&str, Option<&str>)], policy: Option<BackupPolicy>) -> Backup {
         Backup {
             id: "ab".repeat(32),
@@ -1394,6 +1441,8 @@ id                                kind         role       backup        requeste
                     shard: "e1".into(),
                     acked: true,
                     erased: false,
+                    last_proof_ms: None,
+                    silent_since_ms: None,
                 },
                 sherd_api::BackupCustodian {
                     feed: "12D3KooWB".into(),
@@ -1401,6 +1450,8 @@ id                                kind         role       backup        requeste
                     shard: "e2".into(),
                     acked: false,
                     erased: false,
+                    last_proof_ms: None,
+                    silent_since_ms: None,
                 },
             ],
             trustees: trustees
@@ -1412,6 +1463,7 @@ id                                kind         role       backup        requeste
                 .collect(),
             policy,
             revoked: false,
+            redeemed: None,
         }
     }
 
@@ -1424,11 +1476,34 @@ id                                kind         role       backup        requeste
     }
 
     #[test]
+    fn a_backup_shows_who_proved_its_shard_and_who_went_silent() {
+        let mut b = backup(&[], Some(policy(259_200, false, "approve")));
+        b.custodians[0].last_proof_ms = Some(NOW_MS - 2 * 3_600_000);
+        b.custodians[1].acked = true;
+        b.custodians[1].last_proof_ms = Some(NOW_MS - 35 * 86_400_000);
+        b.custodians[1].silent_since_ms = Some(NOW_MS - 86_400_000);
+        let shown = render(false, |p| p.backup(&b, NOW_MS));
+        assert!(
+            shown.contains("  alice  12D3KooWA  acknowledged; proved its shard 2h 0m ago\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "  -      12D3KooWB  acknowledged; SILENT: no proof of its shard for 35d 0h\n"
+            ),
+            "{shown}"
+        );
+        // Revoked, health does not matter any more.
+        b.revoked = true;
+        assert!(!render(false, |p| p.backup(&b, NOW_MS)).contains("SILENT"));
+    }
+
+    #[test]
     fn a_backup_without_trustees_says_so() {
         let backup_id = "ab".repeat(32);
         let plain = backup(&[], Some(policy(259_200, false, "approve")));
         assert_eq!(
-            render(false, |p| p.backup(&plain)),
+            render(false, |p| p.backup(&plain, NOW_MS)),
             format!(
                 "\
 backup    {backup_id}
@@ -1446,7 +1521,7 @@ Emergency access: none (no trustees).
         older.as_object_mut().unwrap().remove("policy");
         let older: Backup = serde_json::from_value(older).unwrap();
         assert!(
-            render(false, |p| p.backup(&older))
+            render(false, |p| p.backup(&older, NOW_MS))
                 .ends_with("\nEmergency access: none (no trustees).\n")
         );
     }
@@ -1454,7 +1529,7 @@ Emergency access: none (no trustees).
     #[test]
     fn a_backup_states_its_emergency_policy_in_words() {
         let emergency = |backup: &Backup| {
-            let text = render(false, |p| p.backup(backup));
+            let text = render(false, |p| p.backup(backup, NOW_MS));
             let at = text.find("Emergency access").unwrap();
             text[at..].to_owned()
         };
@@ -1507,7 +1582,7 @@ Your custodians then wait 30 minutes for your veto (`sherdctl deny REQUEST`); af
              the daemon did not say on what terms.\n"
         );
         let full = backup(&two, Some(policy(259_200, true, "approve")));
-        let json = render(true, |p| p.backup(&full));
+        let json = render(true, |p| p.backup(&full, NOW_MS));
         assert_eq!(serde_json::from_str::<Backup>(&json).unwrap(), full);
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
@@ -1533,6 +1608,7 @@ Your custodians then wait 30 minutes for your veto (`sherdctl deny REQUEST`); af
             threshold: 2,
             policy: policy(259_200, false, "approve"),
             received_ms: 1_000,
+            redeemed_ms: None,
         }
     }
 
@@ -1583,6 +1659,7 @@ ask with `sherdctl request-recovery {b1}`; the owner is told, and may veto
                 "threshold": 2,
                 "policy": { "veto_delay_secs": 259_200, "one_time": false, "release": "approve" },
                 "received_ms": 1_000,
+                "redeemed_ms": null,
             }])
         );
     }

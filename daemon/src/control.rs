@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use libp2p::Multiaddr;
-use sherd_api::test_hooks::TestFloodReport;
+use sherd_api::test_hooks::{TestFillReport, TestFloodReport};
 use sherd_api::{
-    AuditRecord, Backup, BackupCustodian, BackupPolicy, BackupTrustee, Contact, Denial, Event,
-    FeedStatus, Grant, HeldShard, Peer, RecoveredSecret, Recovery, RecoveryRequest, RejectedShard,
-    Status,
+    AuditRecord, Backup, BackupCustodian, BackupPolicy, BackupRedeemed, BackupTrustee, Contact,
+    Denial, Event, FeedStatus, Grant, HeldShard, Peer, RecoveredSecret, Recovery, RecoveryRequest,
+    RejectedShard, Reshared, Status,
 };
 use sherd_protocol::backup::{BackupError, BackupSpec};
-use sherd_protocol::content::{Release, RequestKind};
+use sherd_protocol::content::{About, Content, Release, RequestKind, V1};
+use sherd_protocol::entry::PayloadKind;
 use sherd_protocol::secret::SecretMaterial;
 use sherd_protocol::{BackupId, FeedId, Keypair, RequestId};
 use tokio::sync::broadcast;
@@ -34,6 +35,15 @@ use crate::store::{EngineUpdate, EngineWrite, Store, StoreError};
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// API events kept for a slow subscriber before it is told it lagged.
 const EVENT_DEPTH: usize = 256;
+/// Filler entries signed and committed per transaction by the fill test
+/// hook: the size of a sync run, so that filling a feed costs the writer
+/// about what ingesting it costs a follower.
+const FILL_RUN: u32 = 1000;
+/// The description of every filler entry: about 120 bytes, so that an entry's
+/// JSON is about 200 bytes, like the payloads of the in-process catch-up
+/// bench (`daemon/benches/common`), and the figures compare.
+const FILL_DESCRIPTION: &str = "filler entry, appended by POST /v1/test/fill (sherdd --test-hooks) \
+                                to make a long feed fast for the testnet's benches.";
 
 /// The node, as the control API sees it.
 #[derive(Debug)]
@@ -59,6 +69,24 @@ fn policy_view(policy: &records::PolicyRecord) -> BackupPolicy {
         veto_delay_secs: policy.veto_delay_secs,
         one_time: policy.one_time,
         release: release_name(policy.release).into(),
+    }
+}
+
+/// What the engine backs up for a validated request; the secret moves, it
+/// is not copied.
+fn spec_of(request: NewBackup) -> BackupSpec {
+    BackupSpec {
+        material: SecretMaterial {
+            secret: request.secret,
+            label: request.label,
+            metadata: Zeroizing::new(Vec::new()),
+        },
+        threshold: usize::from(request.threshold),
+        custodians: request.custodians,
+        trustees: request.trustees,
+        veto_delay_secs: request.veto_delay_secs,
+        one_time: request.one_time,
+        release: request.release,
     }
 }
 
@@ -104,6 +132,7 @@ fn engine_error(e: EngineError) -> ApiError {
         | EngineError::RequestClosed(_)
         | EngineError::VetoWindowOpen(_)
         | EngineError::AlreadyRevoked(_)
+        | EngineError::Redeemed(_)
         | EngineError::RecipientMismatch { .. }
         | EngineError::ShardUnavailable(_)
         | EngineError::NotRecovered(_)
@@ -184,6 +213,14 @@ impl NodeControl {
             .collect())
     }
 
+    /// A backup this node made, as the API shows it.
+    fn backup_view(&self, id: &BackupId) -> Result<Backup, ApiError> {
+        let record = records::backup(&self.store, id)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::Internal(format!("backup {id} made but not recorded")))?;
+        self.to_api(id, record)
+    }
+
     fn to_api(&self, id: &BackupId, record: BackupRecord) -> Result<Backup, ApiError> {
         let names = self.names()?;
         Ok(Backup {
@@ -200,6 +237,8 @@ impl NodeControl {
                     shard: c.shard.to_string(),
                     acked: c.acked.is_some(),
                     erased: c.revoke_acked.is_some(),
+                    last_proof_ms: c.last_proof_ms,
+                    silent_since_ms: c.silent_since_ms,
                 })
                 .collect(),
             trustees: record
@@ -212,6 +251,11 @@ impl NodeControl {
                 .collect(),
             policy: Some(policy_view(&record.policy)),
             revoked: record.revoked.is_some(),
+            redeemed: record.redeemed.map(|r| BackupRedeemed {
+                name: names.get(&r.by).cloned(),
+                by: r.by.to_string(),
+                at_ms: r.at_ms,
+            }),
         })
     }
 
@@ -322,6 +366,19 @@ impl NodeControl {
             .map_err(internal)?
             .map_or(0, |h| h.header().seq))
     }
+}
+
+/// The payload of the filler entry meant for `seq`: a public `about`
+/// entry, valid content that every node stores and that no engine acts on
+/// (public entries are never trial-opened).
+fn filler_payload(seq: u64) -> Result<Vec<u8>, ApiError> {
+    Content::About(About {
+        version: V1,
+        name: format!("filler {seq:08}"),
+        description: Some(FILL_DESCRIPTION.to_owned()),
+    })
+    .to_json()
+    .map_err(|e| ApiError::Internal(format!("filler entry: {e}")))
 }
 
 fn kind_name(kind: RequestKind) -> &'static str {
@@ -435,6 +492,35 @@ fn engine_event(event: EngineEvent) -> Option<Event> {
         EngineEvent::ShardErased { backup, owner } => Event::ShardErased {
             backup: backup.to_string(),
             owner: owner.to_string(),
+        },
+        EngineEvent::RateLimited {
+            backup,
+            requester,
+            request,
+        } => Event::RateLimited {
+            backup: backup.to_string(),
+            requester: requester.to_string(),
+            request: request.to_string(),
+        },
+        EngineEvent::CustodianSilent {
+            backup,
+            custodian,
+            last_heard_ms,
+        } => Event::CustodianSilent {
+            backup: backup.to_string(),
+            custodian: custodian.to_string(),
+            last_heard_ms,
+        },
+        EngineEvent::ProofReceived {
+            backup,
+            custodian,
+            good,
+            back_from_silence,
+        } => Event::ProofReceived {
+            backup: backup.to_string(),
+            custodian: custodian.to_string(),
+            good,
+            back_from_silence,
         },
         EngineEvent::RevokeAcked {
             backup,
@@ -668,30 +754,28 @@ impl ControlBackend for NodeControl {
     }
 
     async fn create_backup(&self, request: NewBackup) -> Result<Backup, ApiError> {
-        let spec = BackupSpec {
-            material: SecretMaterial {
-                secret: request.secret,
-                label: request.label,
-                metadata: Zeroizing::new(Vec::new()),
-            },
-            threshold: usize::from(request.threshold),
-            custodians: request.custodians,
-            trustees: request.trustees,
-            veto_delay_secs: request.veto_delay_secs,
-            one_time: request.one_time,
-            release: request.release,
-        };
         let created = self
             .engine
-            .create_backup(spec)
+            .create_backup(spec_of(request))
             .await
             .map_err(engine_error)?;
-        let record = records::backup(&self.store, &created.id)
-            .map_err(internal)?
-            .ok_or_else(|| {
-                ApiError::Internal(format!("backup {} made but not recorded", created.id))
-            })?;
-        self.to_api(&created.id, record)
+        self.backup_view(&created.id)
+    }
+
+    async fn reshare_backup(
+        &self,
+        old: BackupId,
+        request: NewBackup,
+    ) -> Result<Reshared, ApiError> {
+        let created = self
+            .engine
+            .reshare_backup(old, spec_of(request))
+            .await
+            .map_err(engine_error)?;
+        Ok(Reshared {
+            new: self.backup_view(&created.id)?,
+            old: self.backup_view(&old)?,
+        })
     }
 
     async fn backups(&self) -> Result<Vec<Backup>, ApiError> {
@@ -743,6 +827,7 @@ impl ControlBackend for NodeControl {
                 threshold: g.threshold,
                 policy: policy_view(&g.policy),
                 received_ms: g.received_ms,
+                redeemed_ms: g.redeemed_ms,
             })
             .collect())
     }
@@ -880,6 +965,31 @@ impl ControlBackend for NodeControl {
             sync_failed: report.sync_failed,
             disconnected: report.disconnected,
             elapsed_ms: u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+
+    async fn test_fill(&self, count: u32) -> Result<TestFillReport, ApiError> {
+        let me = self.key.feed_id();
+        let mut head_seq = self.seq_of(&me)?;
+        let mut left = count;
+        while left > 0 {
+            let run = left.min(FILL_RUN);
+            let payloads = (1..=u64::from(run))
+                .map(|i| Ok((PayloadKind::Public, filler_payload(head_seq + i)?)))
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            // The store has no batch publish of its own; an engine write
+            // with no table updates is one: the run is signed against the
+            // committed head, written in one transaction and announced
+            // (so gossiped) like any publish.
+            let write = EngineWrite::publishing(payloads, crate::clock::now_ms(), |_| Vec::new());
+            let signed = self.store.engine_write(write).await.map_err(internal)?;
+            head_seq = signed.last().map_or(head_seq, |h| h.header().seq);
+            left -= run;
+        }
+        tracing::warn!(count, head_seq, "test hook: filled this node's feed");
+        Ok(TestFillReport {
+            appended: count,
+            head_seq,
         })
     }
 }

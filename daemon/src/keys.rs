@@ -992,7 +992,7 @@ fn check_key_metadata(path: &Path, meta: &Metadata) -> Result<(), KeyError> {
 }
 
 /// The permission bits, if group or others have any of them.
-fn loose_mode(meta: &Metadata) -> Option<u32> {
+pub(crate) fn loose_mode(meta: &Metadata) -> Option<u32> {
     let mode = meta.permissions().mode() & 0o7777;
     (mode & GROUP_OTHER_BITS != 0).then_some(mode)
 }
@@ -1000,7 +1000,9 @@ fn loose_mode(meta: &Metadata) -> Option<u32> {
 /// Reads up to `N` bytes into a zeroizing buffer; a count of `N` means the
 /// file is at least that long. A fixed buffer never reallocates, so no copy
 /// of a secret is left in freed memory.
-fn read_capped<const N: usize>(file: &mut File) -> io::Result<(Zeroizing<[u8; N]>, usize)> {
+pub(crate) fn read_capped<const N: usize>(
+    file: &mut File,
+) -> io::Result<(Zeroizing<[u8; N]>, usize)> {
     let mut buf = Zeroizing::new([0u8; N]);
     let mut len = 0;
     while let Some(rest) = buf.get_mut(len..).filter(|rest| !rest.is_empty()) {

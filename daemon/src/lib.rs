@@ -1,6 +1,6 @@
 //! The sherd node as a library: the durable store, the node's keys,
-//! replication over libp2p and (as issue 3 lands) the protocol engine and the
-//! control API. `sherdd` (src/main.rs) is thin glue over it.
+//! replication over libp2p, the protocol engine, the control API and the
+//! notifiers. `sherdd` (src/main.rs) is thin glue over it.
 //!
 //! Only this crate touches the disk and the network. It never logs a secret:
 //! key material and recovered secrets live in zeroizing types with redacted
@@ -14,5 +14,6 @@ pub mod engine;
 pub mod keys;
 pub mod net;
 pub mod node;
+pub mod notify;
 pub mod rng;
 pub mod store;

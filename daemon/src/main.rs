@@ -16,16 +16,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sherd_daemon::api::ControlBackend as _;
 use sherd_daemon::config::{Config, Overrides};
 use sherd_daemon::control::NodeControl;
 use sherd_daemon::keys::{self, KeyFileKind, Passphrase};
 use sherd_daemon::node::Node;
+use sherd_daemon::notify::{Notifier, NotifyConfig};
 use sherd_daemon::store::Store;
 use tokio::sync::oneshot;
 use tracing_subscriber::EnvFilter;
 
 /// How long a stop may take before sherdd exits anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+/// How long notifications already queued may take to go out at a stop.
+const NOTIFY_DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 /// The sherd node: social backup of secrets and emergency access, peer to peer.
 #[derive(Debug, Parser)]
@@ -69,9 +73,10 @@ struct Args {
     #[arg(long, hide = true)]
     test_tamper_releases: bool,
     /// TEST ONLY: serve the fault-injection routes of the control API under
-    /// /v1/test/ (block and unblock a peer, drop gossip, flood a peer), for
-    /// the testnet's scenarios. No environment variable and no config key
-    /// turn it on; without it those routes do not exist (404).
+    /// /v1/test/ (block and unblock a peer, drop gossip, flood a peer, fill
+    /// the node's own feed), for the testnet's scenarios and benches. No
+    /// environment variable and no config key turn it on; without it those
+    /// routes do not exist (404).
     #[arg(long, hide = true)]
     test_hooks: bool,
 }
@@ -130,7 +135,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         mdns: args.mdns,
         passphrase_file: args.passphrase_file,
     };
-    let mut config = Config::resolve(overrides, sherd_api::default_data_dir())?;
+    let (mut config, notify) =
+        Config::resolve_with_notify(overrides, sherd_api::default_data_dir())?;
     config.engine.tamper_releases = args.test_tamper_releases;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log))
@@ -159,13 +165,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         .thread_name("sherdd")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, passphrase, args.test_hooks))
+    runtime.block_on(serve(config, notify, passphrase, args.test_hooks))
 }
 
-/// Runs the node and its control API (with the TEST ONLY routes if
-/// `test_hooks`) until SIGINT or SIGTERM.
+/// Runs the node, its control API (with the TEST ONLY routes if
+/// `test_hooks`) and its notifiers until SIGINT or SIGTERM.
 async fn serve(
     config: Config,
+    notify: NotifyConfig,
     passphrase: Option<Passphrase>,
     test_hooks: bool,
 ) -> anyhow::Result<()> {
@@ -185,7 +192,7 @@ async fn serve(
     }
     if test_hooks {
         println!(
-            "  WARNING --test-hooks: the control API can block peers, drop gossip and flood peers (test only)"
+            "  WARNING --test-hooks: the control API can block peers, drop gossip, flood peers and fill this node's feed (test only)"
         );
         tracing::warn!("test hooks on: the control API serves /v1/test/");
     }
@@ -202,6 +209,18 @@ async fn serve(
         )
         .with_test_hooks(test_hooks),
     );
+    let notifier = match Notifier::start(
+        notify,
+        node.key.feed_id(),
+        control.events(),
+        node.store.clone(),
+    ) {
+        Ok(notifier) => notifier,
+        Err(e) => {
+            node.shutdown(SHUTDOWN_LIMIT).await;
+            return Err(e.into());
+        }
+    };
     let socket = node.config.socket_path();
     let (stop_api, api_stop) = oneshot::channel::<()>();
     let mut api = tokio::spawn(async move {
@@ -225,6 +244,8 @@ async fn serve(
     if !api.is_finished() {
         let _ = api.await;
     }
+    // Before the node: the notifiers hold a store handle.
+    notifier.shutdown(NOTIFY_DRAIN_LIMIT).await;
     if !node.shutdown(SHUTDOWN_LIMIT).await {
         anyhow::bail!(
             "stopped after {SHUTDOWN_LIMIT:?} without a clean shutdown (nothing acknowledged is lost)"

@@ -178,6 +178,29 @@ impl<'de> Deserialize<'de> for CheckKey {
     }
 }
 
+/// 32 public bytes carried as 64 lowercase hex characters: a challenge's
+/// nonce, a proof.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Hex32(pub [u8; 32]);
+
+impl Serialize for Hex32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        let lower = s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if s.len() != 64 || !lower || hex::decode_to_slice(s.as_bytes(), &mut out).is_err() {
+            return Err(de::Error::custom("expected 64 lowercase hex characters"));
+        }
+        Ok(Hex32(out))
+    }
+}
+
 /// `about` (public): how a node presents itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -389,6 +412,34 @@ pub struct Redeemed {
     pub request: RequestId,
 }
 
+/// `challenge` (private, to custodians): the owner asks each custodian to
+/// show it still holds its shard of `backup` (a health check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Challenge {
+    /// Always 1.
+    pub version: V1,
+    /// The backup.
+    pub backup: BackupId,
+    /// Fresh random bytes, so that no answer can be made ahead.
+    pub nonce: Hex32,
+}
+
+/// `proof` (private, to the owner): a custodian's answer to a `challenge`
+/// (`crate::health::proof`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    /// Always 1.
+    pub version: V1,
+    /// The backup.
+    pub backup: BackupId,
+    /// The `challenge` entry answered.
+    pub challenge: EntryId,
+    /// HMAC-SHA-256 under the custodian's check key (`crate::health`).
+    pub proof: Hex32,
+}
+
 /// Any content.
 // Values are transient (one parsed at a time), so the size difference between
 // `root` and `revoke` costs nothing worth a box.
@@ -409,12 +460,26 @@ pub enum Content {
     Revoke(Revoke),
     Grant(Grant),
     Redeemed(Redeemed),
+    Challenge(Challenge),
+    Proof(Proof),
 }
 
 /// Every content type, as its `type` string.
-pub const CONTENT_TYPES: [&str; 12] = [
-    "about", "contact", "root", "shard", "ack", "request", "reply", "forward", "deny", "revoke",
-    "grant", "redeemed",
+pub const CONTENT_TYPES: [&str; 14] = [
+    "about",
+    "contact",
+    "root",
+    "shard",
+    "ack",
+    "request",
+    "reply",
+    "forward",
+    "deny",
+    "revoke",
+    "grant",
+    "redeemed",
+    "challenge",
+    "proof",
 ];
 
 impl Content {
@@ -433,6 +498,8 @@ impl Content {
             Self::Revoke(_) => "revoke",
             Self::Grant(_) => "grant",
             Self::Redeemed(_) => "redeemed",
+            Self::Challenge(_) => "challenge",
+            Self::Proof(_) => "proof",
         }
     }
 
@@ -484,7 +551,9 @@ impl Content {
             "deny" => Self::Deny(from_map(map)?),
             "revoke" => Self::Revoke(from_map(map)?),
             "grant" => Self::Grant(from_map(map)?),
-            _ => Self::Redeemed(from_map(map)?),
+            "redeemed" => Self::Redeemed(from_map(map)?),
+            "challenge" => Self::Challenge(from_map(map)?),
+            _ => Self::Proof(from_map(map)?),
         };
         content.validate()?;
         Ok(content)
@@ -497,7 +566,12 @@ impl Content {
                 check_name("name", &a.name)?;
                 check_text("description", a.description.as_deref(), MAX_TEXT_LEN)
             }
-            Self::Contact(_) | Self::Ack(_) | Self::Revoke(_) | Self::Redeemed(_) => Ok(()),
+            Self::Contact(_)
+            | Self::Ack(_)
+            | Self::Revoke(_)
+            | Self::Redeemed(_)
+            | Self::Challenge(_)
+            | Self::Proof(_) => Ok(()),
             Self::Root(r) => {
                 check_label("label", &r.label)?;
                 let feeds: Vec<FeedId> = r.custodians.iter().map(|c| c.feed).collect();

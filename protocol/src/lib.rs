@@ -35,6 +35,7 @@ pub mod content;
 pub mod entry;
 pub mod envelope;
 pub mod feed;
+pub mod health;
 pub mod identity;
 pub mod ids;
 mod nacl;

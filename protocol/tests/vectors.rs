@@ -21,7 +21,7 @@ use crypto_secretbox::KeyInit;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use sherd_protocol::content::{Base64Bytes, Content, Release, Shard, V1};
+use sherd_protocol::content::{Base64Bytes, Challenge, Content, Hex32, Release, Shard, V1};
 use sherd_protocol::entry::{DecodeError, PayloadKind, SignedHeader};
 use sherd_protocol::envelope::{self, EnvelopeError};
 use sherd_protocol::feed::{EntryError, Feed, ForkProof};
@@ -29,12 +29,13 @@ use sherd_protocol::identity::KeyError;
 use sherd_protocol::ids::BackupId;
 use sherd_protocol::recovery::{Progress, Recovery, Rejected};
 use sherd_protocol::shard::{InnerShard, ShardError, VerifiedShard};
-use sherd_protocol::{FeedId, Keypair, sealed};
+use sherd_protocol::{FeedId, Keypair, health, sealed};
 
 use vectors_gen::{
     BackupVector, BoxedEntryVector, ENTRY_DOMAIN, ENVELOPE_PREFIX_LEN, EntryCase, EnvelopeFail,
-    EnvelopeVector, FeedEntry, FeedVector, IdentityFail, IdentityKey, KeysVector, PEER_ID_PREFIX,
-    Party, REGENERATE, RFC8032, SHARD_DOMAIN, SealedFail, SealedShardVector, ShardFields, hx,
+    EnvelopeVector, FeedEntry, FeedVector, HealthFail, HealthVector, IdentityFail, IdentityKey,
+    KeysVector, PEER_ID_PREFIX, PROOF_DOMAIN, Party, REGENERATE, RFC8032, SHARD_DOMAIN, SealedFail,
+    SealedShardVector, ShardFields, hx,
 };
 
 fn vectors_dir() -> PathBuf {
@@ -177,6 +178,21 @@ fn the_checks_catch_a_wrong_vector() {
         ("backup/fail_two_of_three.json", "/expected_error", |v| {
             *v = serde_json::Value::Null
         }),
+        ("health/proofs.json", "/cases/1/proof", flip_hex),
+        ("health/proofs.json", "/cases/2/check_key", flip_hex),
+        ("health/proofs.json", "/cases/3/nonce", flip_hex),
+        ("health/proofs.json", "/cases/0/message_prefix", flip_hex),
+        ("health/proofs.json", "/cases/4/shard_payload", flip_hex),
+        ("health/proofs.json", "/cases/5/challenge_content", |v| {
+            *v = v
+                .as_str()
+                .expect("text")
+                .replace("\"version\":1", "\"version\":2")
+                .into()
+        }),
+        ("health/fail_replayed_proof.json", "/expected_error", |v| {
+            *v = "verified".into()
+        }),
     ];
     for (rel, pointer, mutate) in mutations {
         let original = fresh
@@ -297,6 +313,7 @@ impl Coverage {
                     "BadSignature",
                 ],
             ),
+            ("health", &["BadProof"]),
         ];
         let mut missing = Vec::new();
         for (dir, names) in required {
@@ -314,6 +331,7 @@ impl Coverage {
             "envelope/eight_recipients.json",
             "sealed/shard.json",
             "backup/recover_3_of_5.json",
+            "health/proofs.json",
         ] {
             if !self.valid.contains(file) {
                 missing.push(format!("{file}: missing"));
@@ -351,6 +369,8 @@ fn check_file(rel: &str, bytes: &[u8], cov: &mut Coverage) -> Check {
             check_sealed_shard(&parse(bytes)?).map(|()| vec![])?,
         ),
         ("backup", _) => ("backup", check_backup(&parse(bytes)?, fail)?),
+        ("health", _) if fail => ("health", check_health_fail(&parse(bytes)?)?),
+        ("health", _) => ("health", check_health(&parse(bytes)?).map(|()| vec![])?),
         _ => return Err("no check knows this file: add one to tests/vectors.rs".into()),
     };
     cov.errors
@@ -1115,4 +1135,139 @@ fn check_backup(v: &BackupVector, fail: bool) -> Result<Vec<String>, String> {
         Some(other) => return Err(format!("unknown expected_error {other:?}")),
     }
     Ok(covered)
+}
+
+// ---------------------------------------------------------------------------
+// Health checks.
+// ---------------------------------------------------------------------------
+
+fn check_health(v: &HealthVector) -> Check {
+    let owner = check_party(&v.owner)?;
+    let backup = BackupId(unhex32("backup_id", &v.backup_id)?);
+    let root = match Content::parse(v.root_content.as_bytes())
+        .map_err(|e| format!("root content: {e}"))?
+    {
+        Content::Root(root) => root,
+        other => return Err(format!("root content is a {}", other.type_name())),
+    };
+    eq("root: backup", root.backup, backup)?;
+    eq("the proof domain", health::PROOF_DOMAIN, PROOF_DOMAIN)?;
+    ensure(v.cases.len() >= 3, || "too few cases".into())?;
+    for (i, c) in v.cases.iter().enumerate() {
+        let at = format!("case {i} ({})", c.description);
+        let custodian = check_party(&c.custodian)?;
+        let check_key = unhex32(&format!("{at}: check_key"), &c.check_key)?;
+        let nonce = unhex32(&format!("{at}: nonce"), &c.nonce)?;
+        let payload = unhex(&format!("{at}: shard_payload"), &c.shard_payload)?;
+        let claimed = unhex32(&format!("{at}: proof"), &c.proof)?;
+
+        // The owner's side: the check key is in its root.
+        let in_root = root
+            .custodians
+            .iter()
+            .find(|rc| rc.feed == custodian.feed_id())
+            .map(|rc| hx(rc.check_key.0.as_ref()));
+        eq(
+            &format!("{at}: check key in the root"),
+            in_root,
+            Some(c.check_key.clone()),
+        )?;
+        // The custodian's side: the payload is an envelope from the owner
+        // holding its `shard`, whose signed inner shard holds the same key.
+        let plaintext = envelope::open(&custodian.x25519_secret(), &owner.feed_id(), &payload)
+            .map_err(|e| format!("{at}: the shard payload does not open: {e}"))?
+            .ok_or_else(|| format!("{at}: the shard payload is not for the custodian"))?;
+        let Content::Shard(shard) = Content::parse(&plaintext)
+            .map_err(|e| format!("{at}: the shard payload's content: {e}"))?
+        else {
+            return Err(format!("{at}: the shard payload holds no shard"));
+        };
+        eq(&format!("{at}: shard backup"), shard.backup, backup)?;
+        let verified = VerifiedShard::open(
+            &custodian.x25519_secret(),
+            &custodian.feed_id(),
+            &shard.sealed.0,
+        )
+        .map_err(|e| format!("{at}: the sealed shard: {e}"))?;
+        let inner = verified.inner();
+        eq(
+            &format!("{at}: inner shard owner"),
+            inner.owner,
+            owner.feed_id(),
+        )?;
+        eq(&format!("{at}: inner shard backup"), inner.backup, backup)?;
+        eq(
+            &format!("{at}: check key in the inner shard"),
+            hx(inner.check_key.as_ref()),
+            c.check_key.clone(),
+        )?;
+
+        let challenge = Content::parse(c.challenge_content.as_bytes())
+            .map_err(|e| format!("{at}: challenge content: {e}"))?;
+        eq(
+            &format!("{at}: challenge content"),
+            challenge,
+            Content::Challenge(Challenge {
+                version: V1,
+                backup,
+                nonce: Hex32(nonce),
+            }),
+        )?;
+        eq(
+            &format!("{at}: message_prefix"),
+            hx(&[
+                health::PROOF_DOMAIN,
+                backup.as_bytes(),
+                custodian.feed_id().as_bytes(),
+                &nonce,
+            ]
+            .concat()),
+            c.message_prefix.clone(),
+        )?;
+        let custodian_id = custodian.feed_id();
+        eq(
+            &format!("{at}: proof"),
+            hx(&health::proof(
+                &inner.check_key,
+                &backup,
+                &custodian_id,
+                &nonce,
+                &payload,
+            )),
+            c.proof.clone(),
+        )?;
+        ensure(
+            health::verify(
+                &check_key,
+                &backup,
+                &custodian_id,
+                &nonce,
+                &payload,
+                &claimed,
+            ),
+            || format!("{at}: the owner does not verify the proof"),
+        )?;
+    }
+    Ok(())
+}
+
+fn check_health_fail(v: &HealthFail) -> Result<Vec<String>, String> {
+    check_party(&v.owner)?;
+    let custodian = check_party(&v.custodian)?;
+    let backup = BackupId(unhex32("backup_id", &v.backup_id)?);
+    let check_key = unhex32("check_key", &v.check_key)?;
+    let nonce = unhex32("nonce", &v.nonce)?;
+    let payload = unhex("shard_payload", &v.shard_payload)?;
+    let claimed = unhex32("proof", &v.proof)?;
+    let verified = health::verify(
+        &check_key,
+        &backup,
+        &custodian.feed_id(),
+        &nonce,
+        &payload,
+        &claimed,
+    );
+    let got = if verified { "verified" } else { "BadProof" };
+    eq("outcome", got.to_owned(), v.expected_error.clone())?;
+    Ok(vec![v.expected_error.clone()])
 }

@@ -13,16 +13,28 @@
 
 /// Every content type with a schema, as its `type` string (the same list, in
 /// the same order, as `sherd_protocol::content::CONTENT_TYPES`).
-pub const CONTENT_TYPES: [&str; 12] = [
-    "about", "contact", "root", "shard", "ack", "request", "reply", "forward", "deny", "revoke",
-    "grant", "redeemed",
+pub const CONTENT_TYPES: [&str; 14] = [
+    "about",
+    "contact",
+    "root",
+    "shard",
+    "ack",
+    "request",
+    "reply",
+    "forward",
+    "deny",
+    "revoke",
+    "grant",
+    "redeemed",
+    "challenge",
+    "proof",
 ];
 
 /// The `$id` of the shared definitions, which the content schemas reference.
 pub const DEFS_ID: &str = "https://sherd.invalid/schemas/v1/defs.schema.json";
 
-/// The shared definitions (ids, feed ids, sealed bytes, bounded strings and
-/// numbers), as JSON text.
+/// The shared definitions (ids, feed ids, 32-byte values, sealed bytes,
+/// bounded strings and numbers), as JSON text.
 pub const DEFS: &str = include_str!("../v1/defs.schema.json");
 
 /// The schema of a content type, as JSON text, or `None` for a type sherd
@@ -41,6 +53,8 @@ pub fn schema(content_type: &str) -> Option<&'static str> {
         "revoke" => include_str!("../v1/revoke.schema.json"),
         "grant" => include_str!("../v1/grant.schema.json"),
         "redeemed" => include_str!("../v1/redeemed.schema.json"),
+        "challenge" => include_str!("../v1/challenge.schema.json"),
+        "proof" => include_str!("../v1/proof.schema.json"),
         _ => return None,
     })
 }

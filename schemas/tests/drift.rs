@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use jsonschema::{Draft, Registry, Validator};
 use serde_json::Value;
 use sherd_protocol::content::{
-    self, About, Ack, Base64Bytes, CheckKey, Contact, Content, Deny, Forward, Grant, Redeemed,
-    Release, Reply, Request, RequestKind, Revoke, Root, RootCustodian, Shard, V1,
+    self, About, Ack, Base64Bytes, Challenge, CheckKey, Contact, Content, Deny, Forward, Grant,
+    Hex32, Proof, Redeemed, Release, Reply, Request, RequestKind, Revoke, Root, RootCustodian,
+    Shard, V1,
 };
 use sherd_protocol::{BackupId, EntryId, FeedId, Keypair, RequestId};
 
@@ -472,6 +473,17 @@ fn built_in_rust() -> (Vec<Content>, Vec<Content>) {
             version: V1,
             backup,
             request,
+        }),
+        Content::Challenge(Challenge {
+            version: V1,
+            backup,
+            nonce: Hex32([0x5a; 32]),
+        }),
+        Content::Proof(Proof {
+            version: V1,
+            backup,
+            challenge: EntryId([0xc4; 32]),
+            proof: Hex32([0x9e; 32]),
         }),
     ];
     let minimal = vec![

@@ -45,7 +45,9 @@ impl Failure {
 impl From<HarnessError> for Failure {
     fn from(error: HarnessError) -> Self {
         let node = match &error {
-            HarnessError::Api { name, .. } | HarnessError::Start { name, .. } => Some(name.clone()),
+            HarnessError::Api { name, .. }
+            | HarnessError::Start { name, .. }
+            | HarnessError::NotRunning(name) => Some(name.clone()),
             _ => None,
         };
         Self {
@@ -103,6 +105,17 @@ where
             Err(_) => tokio::time::sleep(POLL).await,
         }
     }
+}
+
+/// The seq of `feed`'s head that the node of `client` stores (0 if none;
+/// only its own feed and its contacts' are shown).
+pub(crate) async fn height(client: &Client, feed: &str) -> Result<u64, sherd_api::ClientError> {
+    let status = client.status().await?;
+    Ok(status
+        .feeds
+        .iter()
+        .find(|f| f.feed == feed)
+        .map_or(0, |f| f.seq))
 }
 
 /// Lowercase hex, for showing a secret or comparing two.

@@ -61,6 +61,9 @@ pub enum HarnessError {
     /// No node has that name.
     #[error("no node named {0}")]
     NoSuchNode(String),
+    /// The node has no running process (it was stopped or killed).
+    #[error("daemon {0} is not running")]
+    NotRunning(String),
 }
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
@@ -79,6 +82,22 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The resident memory of process `pid` (`VmRSS` in `/proc/PID/status`),
+/// in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64, HarnessError> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(io(format!("cannot read {path}")))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| HarnessError::Io {
+            what: format!("no VmRSS line in {path}"),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        })
 }
 
 /// `word` as a POSIX shell would need it typed: as is when it holds only

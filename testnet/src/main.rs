@@ -7,6 +7,9 @@
 //! - `sherd-testnet scenario NAME` (or `--all`) runs fault-injection
 //!   scenarios, each on a fresh testnet, checks what must hold, and reports
 //!   every step with its time, as text or JSON (`scenario/`).
+//! - `sherd-testnet bench` measures network-level figures (catch-up,
+//!   recovery latency, propagation, idle memory) as a table or JSON
+//!   (`bench/`).
 //! - `sherd-testnet up --nodes N` starts N daemons, connects and befriends
 //!   them all, prints the `sherdctl` line for each, and runs until Ctrl-C,
 //!   then stops them all and removes their data.
@@ -16,9 +19,12 @@
 //! Exit status: 0 on success, 1 on any failure (the message says which step
 //! and why).
 
+mod bench;
 mod demo;
 mod flow;
+mod gossip50;
 mod kept;
+mod mesh;
 mod scenario;
 
 use std::io::Write as _;
@@ -66,6 +72,17 @@ enum Command {
     /// the end of the relevant daemon's log. Exits 0 when every scenario run
     /// passed, else 1. Leaves no process and no file behind.
     Scenario(scenario::Args),
+    /// Measure network-level figures: catch-up, recovery latency, propagation, idle memory
+    ///
+    /// Each measurement runs real daemons on 127.0.0.1 in a fresh temporary
+    /// directory: two-node catch-up of a long feed (seeded through the
+    /// daemon's test hooks, not timed), an owner's recovery from the last
+    /// approval to the rebuilt secret, one entry's spread to 50 nodes, and
+    /// the resident memory of idle daemons. Prints a table, or JSON with
+    /// --json; figures from a release build (`cargo build --release --bins`)
+    /// are the ones to compare with DESIGN.md section 9. Exits 0 when every
+    /// measurement passed, else 1. Leaves no process and no file behind.
+    Bench(bench::Args),
     /// Start N connected daemons and keep them running until Ctrl-C
     Up {
         /// How many daemons (1 to 64)
@@ -113,6 +130,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Demo { keep, state } => demo::run(keep, StateFile::new(state.path)?).await,
         Command::Scenario(args) => scenario::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Up { nodes, keep, state } => up(nodes, keep, StateFile::new(state.path)?).await,
         Command::Down { state } => StateFile::new(state.path)?.down().await,
     }
@@ -224,7 +242,7 @@ async fn up(nodes: u16, keep_running: bool, state: StateFile) -> anyhow::Result<
 }
 
 /// Starts `names`, and connects and befriends every pair.
-async fn wire(net: &mut Testnet, names: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn wire(net: &mut Testnet, names: &[String]) -> anyhow::Result<()> {
     for name in names {
         net.start(name)
             .await

@@ -173,6 +173,14 @@ impl Daemon {
         self.child.as_ref().and_then(Child::id)
     }
 
+    /// Its resident memory (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Result<u64, HarnessError> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| HarnessError::NotRunning(self.name.clone()))?;
+        crate::rss_kib(pid)
+    }
+
     /// The `sherdctl` line to talk to it by hand (a command follows).
     pub fn sherdctl_line(&self) -> String {
         sherdctl_line(&self.socket())

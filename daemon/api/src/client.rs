@@ -18,11 +18,13 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
 use crate::sse::{SseMessage, SseParser};
-use crate::test_hooks::{TestFlood, TestFloodReport, TestGossipDrop, TestPeer};
+use crate::test_hooks::{
+    TestFill, TestFillReport, TestFlood, TestFloodReport, TestGossipDrop, TestPeer,
+};
 use crate::types::{
     AddContact, AuditQuery, AuditRecord, Backup, ConnectRequest, Contact, CreateBackup,
     DecideRequest, ErrorBody, Event, Grant, HeldShard, Lagged, Peer, RecoveredSecret, Recovery,
-    RecoveryRequest, SetAutoApprove, StartRecovery, Status,
+    RecoveryRequest, Reshared, SetAutoApprove, StartRecovery, Status,
 };
 
 /// How long a request may take, from connecting to the last byte of the
@@ -182,6 +184,18 @@ impl Client {
     pub async fn backup(&self, id: &str) -> Result<Backup, ClientError> {
         self.get(&format!("/v1/backups/{}", encode_segment(id)))
             .await
+    }
+
+    /// `POST /v1/backups/{id}/reshare`: back the secret up anew (sent over
+    /// the socket only) and revoke backup `id`, in one step.
+    pub async fn reshare_backup(
+        &self,
+        id: &str,
+        request: &CreateBackup,
+    ) -> Result<Reshared, ClientError> {
+        let path = format!("/v1/backups/{}/reshare", encode_segment(id));
+        let raw = self.send_json(Method::POST, &path, request).await?;
+        decode(&path, &raw.body)
     }
 
     /// `POST /v1/backups/{id}/revoke`: withdraw a backup; its custodians
@@ -401,6 +415,16 @@ impl Client {
             .send_json(Method::POST, "/v1/test/flood", request)
             .await?;
         decode("/v1/test/flood", &raw.body)
+    }
+
+    /// TEST ONLY, `POST /v1/test/fill`: append `count` filler entries to the
+    /// node's own feed; answers once they are committed (a million take
+    /// tens of seconds: give this client a longer timeout for large counts).
+    pub async fn test_fill(&self, count: u32) -> Result<TestFillReport, ClientError> {
+        let raw = self
+            .send_json(Method::POST, "/v1/test/fill", &TestFill { count })
+            .await?;
+        decode("/v1/test/fill", &raw.body)
     }
 
     /// Sends any request and returns the answer unparsed; a non-2xx answer

@@ -49,10 +49,11 @@ use std::path::PathBuf;
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT, EventStream, RawResponse, StreamItem};
 pub use types::{
     AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, AddContact, AuditQuery, AuditRecord, Backup,
-    BackupCustodian, BackupPolicy, BackupTrustee, CONTACT_NAME_MAX_CHARS, ConnectRequest, Contact,
-    CreateBackup, DEFAULT_VETO_DELAY_SECS, DecideRequest, Denial, ErrorBody, Event, FeedStatus,
-    Grant, HeldShard, Lagged, MAX_BODY_BYTES, Peer, REASON_MAX_BYTES, RecoveredSecret, Recovery,
-    RecoveryRequest, RejectedShard, SetAutoApprove, StartRecovery, Status, code,
+    BackupCustodian, BackupPolicy, BackupRedeemed, BackupTrustee, CONTACT_NAME_MAX_CHARS,
+    ConnectRequest, Contact, CreateBackup, DEFAULT_VETO_DELAY_SECS, DecideRequest, Denial,
+    ErrorBody, Event, FeedStatus, Grant, HeldShard, Lagged, MAX_BODY_BYTES, Peer, REASON_MAX_BYTES,
+    RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, Reshared, SetAutoApprove,
+    StartRecovery, Status, code,
 };
 
 /// The version of the sherd workspace this API belongs to.

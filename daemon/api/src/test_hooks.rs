@@ -9,10 +9,11 @@
 //! | `POST /v1/test/unblock` | [`TestPeer`] | 204 |
 //! | `POST /v1/test/gossip-drop` | [`TestGossipDrop`] | 204 |
 //! | `POST /v1/test/flood` | [`TestFlood`] | 200 [`TestFloodReport`] |
+//! | `POST /v1/test/fill` | [`TestFill`] | 200 [`TestFillReport`] |
 //!
-//! They exist for the testnet's scenarios: a network partition seen from one
-//! node (block, unblock), lossy gossip (gossip-drop), and a node that
-//! misbehaves toward a peer (flood).
+//! They exist for the testnet's scenarios and benches: a network partition
+//! seen from one node (block, unblock), lossy gossip (gossip-drop), a node
+//! that misbehaves toward a peer (flood), and a long feed made fast (fill).
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,9 @@ pub const MAX_FLOOD_INVALID_ENTRIES: u32 = 10_000;
 
 /// Sync requests one flood may send at most.
 pub const MAX_FLOOD_SYNC_REQUESTS: u32 = 100_000;
+
+/// Filler entries one fill may append at most.
+pub const MAX_FILL_COUNT: u32 = 1_000_000;
 
 /// `POST /v1/test/block` and `POST /v1/test/unblock`: the peer to cut off
 /// (every connection to or from it closed and refused, until unblocked), or
@@ -81,6 +85,28 @@ pub struct TestFloodReport {
     pub elapsed_ms: u64,
 }
 
+/// `POST /v1/test/fill`: append `count` filler entries to this node's own
+/// feed: public `about` entries (a name and a description of ~120 bytes,
+/// about 200 bytes of JSON each), which every node stores and no engine
+/// acts on.
+/// They are signed and committed in runs of 1000, each run one transaction,
+/// and gossiped like any new entry. The answer comes once all are committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestFill {
+    /// How many entries to append: 1 to [`MAX_FILL_COUNT`].
+    pub count: u32,
+}
+
+/// The answer to `POST /v1/test/fill`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestFillReport {
+    /// Entries appended (the `count` asked for).
+    pub appended: u32,
+    /// The sequence number of the feed's head afterwards.
+    pub head_seq: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +126,9 @@ mod tests {
         assert!(serde_json::from_str::<TestPeer>(r#"{"peer":"P","for":1}"#).is_err());
         let drop: TestGossipDrop = serde_json::from_str(r#"{"fraction":1}"#).unwrap();
         assert_eq!(drop.fraction, 1.0);
+        let fill: TestFill = serde_json::from_str(r#"{"count":7}"#).unwrap();
+        assert_eq!(fill, TestFill { count: 7 });
+        assert!(serde_json::from_str::<TestFill>(r#"{"count":7,"size":1}"#).is_err());
+        assert!(serde_json::from_str::<TestFill>("{}").is_err());
     }
 }

@@ -213,6 +213,38 @@ pub enum Event {
         /// Its owner.
         owner: String,
     },
+    /// A requester went over the daily limit of requests for a backup; its
+    /// request was ignored (and audited).
+    RateLimited {
+        /// The backup.
+        backup: String,
+        /// Who asked too often.
+        requester: String,
+        /// The request ignored.
+        request: String,
+    },
+    /// A custodian of one of our backups has given no good proof of its
+    /// shard for longer than the configured limit.
+    CustodianSilent {
+        /// The backup.
+        backup: String,
+        /// The custodian.
+        custodian: String,
+        /// When it last proved its shard (or the backup was made), ms since
+        /// the Unix epoch.
+        last_heard_ms: u64,
+    },
+    /// A custodian answered a health check of one of our backups.
+    ProofReceived {
+        /// The backup.
+        backup: String,
+        /// The custodian.
+        custodian: String,
+        /// Whether the proof matched its shard.
+        good: bool,
+        /// Whether it had been reported silent before.
+        back_from_silence: bool,
+    },
     /// A custodian erased its shard of one of our revoked backups.
     RevokeAcked {
         /// The backup.
@@ -431,6 +463,32 @@ pub struct Backup {
     /// in [`BackupCustodian::erased`]).
     #[serde(default)]
     pub revoked: bool,
+    /// Set once a trustee used a one-time backup (custodians then erase
+    /// their shards).
+    #[serde(default)]
+    pub redeemed: Option<BackupRedeemed>,
+}
+
+/// `POST /v1/backups/{id}/reshare`: the new backup and the old one, revoked
+/// in the same step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reshared {
+    /// The backup made.
+    pub new: Backup,
+    /// The backup it replaces, now revoked (its custodians erase their shards).
+    pub old: Backup,
+}
+
+/// A trustee's use of a one-time [`Backup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRedeemed {
+    /// The trustee's feed id.
+    pub by: String,
+    /// Its contact name, if it has one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// When its `redeemed` arrived, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// One trustee of a [`Backup`].
@@ -475,6 +533,9 @@ pub struct Grant {
     pub policy: BackupPolicy,
     /// When the grant arrived, ms since the Unix epoch.
     pub received_ms: u64,
+    /// When this node used its one-time access, ms since the Unix epoch.
+    #[serde(default)]
+    pub redeemed_ms: Option<u64>,
 }
 
 /// One custodian of a [`Backup`].
@@ -492,6 +553,14 @@ pub struct BackupCustodian {
     /// Once the backup is revoked: whether it erased its shard and said so.
     #[serde(default)]
     pub erased: bool,
+    /// When it last proved it still holds its shard (health check), ms since
+    /// the Unix epoch.
+    #[serde(default)]
+    pub last_proof_ms: Option<u64>,
+    /// Since when it has been reported silent (no proof for longer than the
+    /// configured limit), ms since the Unix epoch.
+    #[serde(default)]
+    pub silent_since_ms: Option<u64>,
 }
 
 /// `GET /v1/shards`: a shard this node holds for someone else.

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sherd_api::test_hooks::TestFloodReport;
+use sherd_api::test_hooks::{TestFillReport, TestFloodReport};
 use sherd_api::{
     AuditRecord, Backup, Contact, ErrorBody, Event, HeldShard, Peer, RecoveredSecret, Recovery,
     RecoveryRequest, Status, code,
@@ -171,6 +171,13 @@ pub trait ControlBackend: Send + Sync + 'static {
     fn shards(&self) -> impl Future<Output = Result<Vec<HeldShard>, ApiError>> + Send;
     /// `POST /v1/backups/{id}/revoke`: revoke one of this node's backups.
     fn revoke_backup(&self, id: BackupId) -> impl Future<Output = Result<Backup, ApiError>> + Send;
+    /// `POST /v1/backups/{id}/reshare`: make a new backup of `request` and
+    /// revoke backup `old` in one step; answers 201 with both.
+    fn reshare_backup(
+        &self,
+        old: BackupId,
+        request: NewBackup,
+    ) -> impl Future<Output = Result<sherd_api::Reshared, ApiError>> + Send;
     /// `GET /v1/grants`: the backups this node may ask for as a trustee.
     fn grants(&self) -> impl Future<Output = Result<Vec<sherd_api::Grant>, ApiError>> + Send;
     /// `POST /v1/requests`: start a recovery; answers 201 with the request.
@@ -231,6 +238,14 @@ pub trait ControlBackend: Send + Sync + 'static {
         _invalid_entries: u32,
         _sync_requests: u32,
     ) -> impl Future<Output = Result<TestFloodReport, ApiError>> + Send {
+        async { Err(no_test_hooks()) }
+    }
+    /// TEST ONLY, `POST /v1/test/fill`: append `count` (1 to
+    /// `MAX_FILL_COUNT`, checked) filler entries to the node's own feed.
+    fn test_fill(
+        &self,
+        _count: u32,
+    ) -> impl Future<Output = Result<TestFillReport, ApiError>> + Send {
         async { Err(no_test_hooks()) }
     }
 }

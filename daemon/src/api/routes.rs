@@ -80,6 +80,7 @@ pub(super) fn router<B: ControlBackend>(backend: Arc<B>, stop: watch::Receiver<b
         .route("/v1/backups", get(backups::<B>).post(create_backup::<B>))
         .route("/v1/backups/{id}", get(backup::<B>))
         .route("/v1/backups/{id}/revoke", post(revoke_backup::<B>))
+        .route("/v1/backups/{id}/reshare", post(reshare_backup::<B>))
         .route("/v1/shards", get(shards::<B>))
         .route("/v1/grants", get(grants::<B>))
         .route("/v1/events", get(events::<B>));
@@ -304,13 +305,12 @@ fn validate_backup(request: &CreateBackup) -> Result<NewBackup, ApiError> {
         }
         trustees.push(feed);
     }
-    if request.one_time {
-        // Accepting it would promise an erasure this version cannot do yet
-        // (redb keeps freed pages): refused rather than half-honoured.
+    if request.one_time && trustees.is_empty() {
+        // One-time limits a trustee's access; without one it would promise
+        // nothing (the owner's own recoveries never redeem a backup).
         return Err(ApiError::invalid(
             "one_time",
-            "one-time access is not available in this version yet: the erasure it \
-             promises is still being built",
+            "one-time access limits what a trustee can do: name a trustee too",
         ));
     }
     let veto_delay_secs = request
@@ -376,6 +376,17 @@ async fn revoke_backup<B: ControlBackend>(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = path_backup(id, "id")?;
     Ok(axum::Json(state.backend.revoke_backup(id).await?))
+}
+
+async fn reshare_backup<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(request): JsonBody<CreateBackup>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = path_backup(id, "id")?;
+    let backup = validate_backup(&request)?;
+    let made = state.backend.reshare_backup(id, backup).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
 async fn grants<B: ControlBackend>(

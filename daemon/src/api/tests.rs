@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use sherd_api::test_hooks::{TestFlood, TestFloodReport};
+use sherd_api::test_hooks::{TestFillReport, TestFlood, TestFloodReport};
 use sherd_api::{
     AuditQuery, AuditRecord, Client, ClientError, Contact, Event, FeedStatus, Peer, SOCKET_NAME,
     Status, StreamItem,
@@ -171,6 +171,7 @@ impl ControlBackend for Mock {
             trustees: Vec::new(),
             policy: None,
             revoked: false,
+            redeemed: None,
         })
     }
 
@@ -180,6 +181,19 @@ impl ControlBackend for Mock {
     ) -> Result<sherd_api::Backup, ApiError> {
         self.call(format!("revoke_backup {id}"))?;
         Err(ApiError::NotFound(format!("no backup {id}")))
+    }
+
+    async fn reshare_backup(
+        &self,
+        old: sherd_protocol::BackupId,
+        request: super::NewBackup,
+    ) -> Result<sherd_api::Reshared, ApiError> {
+        self.call(format!(
+            "reshare_backup {old} as {} of {}",
+            request.threshold,
+            request.custodians.len()
+        ))?;
+        Err(ApiError::NotFound(format!("no backup {old}")))
     }
 
     async fn grants(&self) -> Result<Vec<sherd_api::Grant>, ApiError> {
@@ -283,6 +297,14 @@ impl ControlBackend for Mock {
             sync_failed: 0,
             disconnected: false,
             elapsed_ms: 1,
+        })
+    }
+
+    async fn test_fill(&self, count: u32) -> Result<TestFillReport, ApiError> {
+        self.call(format!("test_fill {count}"))?;
+        Ok(TestFillReport {
+            appended: count,
+            head_seq: u64::from(count),
         })
     }
 }
@@ -1051,6 +1073,7 @@ async fn the_test_routes_do_not_exist_without_test_hooks() {
             "/v1/test/unblock",
             "/v1/test/gossip-drop",
             "/v1/test/flood",
+            "/v1/test/fill",
         ] {
             h.assert_refused(
                 "POST",
@@ -1062,6 +1085,11 @@ async fn the_test_routes_do_not_exist_without_test_hooks() {
             .await;
         }
         let err = h.client.test_block(&feed(2).to_string()).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Api { status: 404, .. }),
+            "{err:?}"
+        );
+        let err = h.client.test_fill(10).await.unwrap_err();
         assert!(
             matches!(err, ClientError::Api { status: 404, .. }),
             "{err:?}"
@@ -1125,6 +1153,27 @@ async fn the_test_routes_validate_their_input_then_reach_the_backend() {
                 json!({ "peer": peer, "sync_requests": -1 }).to_string(),
                 "invalid sync_requests: invalid value: integer `-1`",
             ),
+            (
+                "/v1/test/fill",
+                json!({ "count": 0 }).to_string(),
+                "invalid count: must be from 1 to 1000000 (got 0)",
+            ),
+            (
+                "/v1/test/fill",
+                json!({ "count": 1_000_001 }).to_string(),
+                "invalid count: must be from 1 to 1000000 (got 1000001)",
+            ),
+            (
+                "/v1/test/fill",
+                json!({ "count": -5 }).to_string(),
+                "invalid count: invalid value: integer `-5`",
+            ),
+            ("/v1/test/fill", "{}".into(), "missing field `count`"),
+            (
+                "/v1/test/fill",
+                json!({ "count": 5, "size": 200 }).to_string(),
+                "unknown field `size`",
+            ),
         ];
         for (path, body, message) in refused {
             h.assert_refused("POST", path, body, bad, message).await;
@@ -1153,6 +1202,8 @@ async fn the_test_routes_validate_their_input_then_reach_the_backend() {
             .await
             .unwrap();
         assert_eq!((report.invalid_entries, report.sync_requests), (20, 3));
+        let filled = c.test_fill(1_000_000).await.unwrap();
+        assert_eq!((filled.appended, filled.head_seq), (1_000_000, 1_000_000));
         assert_eq!(
             h.mock.calls(),
             vec![
@@ -1161,6 +1212,7 @@ async fn the_test_routes_validate_their_input_then_reach_the_backend() {
                 "test_gossip_drop 0.25".into(),
                 "test_gossip_drop 1".into(),
                 format!("test_flood {peer} 20 3"),
+                "test_fill 1000000".into(),
             ]
         );
         h.stop().await.unwrap();
@@ -1204,7 +1256,7 @@ async fn an_emergency_policy_is_validated_before_the_backend() {
             (json!({ "veto_delay_secs": 31_536_001 }), "at most 31536000"),
             (
                 json!({ "one_time": true }),
-                "one-time access is not available",
+                "one-time access limits what a trustee can do: name a trustee too",
             ),
         ];
         for (extra, message) in cases {

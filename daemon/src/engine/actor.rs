@@ -27,8 +27,8 @@ use tokio::time::Instant;
 use super::audit::{AuditLine, Outcome};
 use super::open::{self, Item, Opened};
 use super::{
-    EngineCommand, EngineError, EngineEvent, EngineOptions, custodian, emergency, owner, records,
-    recover, requests, revoke,
+    EngineCommand, EngineError, EngineEvent, EngineOptions, custodian, emergency, health, owner,
+    records, recover, redeem, requests, revoke,
 };
 use crate::clock;
 use crate::net::NetworkHandle;
@@ -106,10 +106,10 @@ impl Engine {
         loop {
             if self.deadlines_dirty {
                 self.deadlines_dirty = false;
-                self.deadline = match emergency::next_deadline(&self) {
+                self.deadline = match self.next_deadline() {
                     Ok(deadline) => deadline,
                     Err(e) => {
-                        tracing::error!(error = %e, "engine: cannot read the veto windows; retrying in a second");
+                        tracing::error!(error = %e, "engine: cannot read the deadlines; retrying in a second");
                         Some(clock::now_ms().saturating_add(1000))
                     }
                 };
@@ -148,11 +148,15 @@ impl Engine {
                 },
                 () = sleep_until(flush_at), if flush_at.is_some() => self.flush().await,
                 () = sleep_until(deadline_at), if deadline_at.is_some() => {
-                    match emergency::on_deadlines(&mut self).await {
+                    let result = match emergency::on_deadlines(&mut self).await {
+                        Ok(()) => health::on_deadlines(&mut self).await,
+                        Err(e) => Err(e),
+                    };
+                    match result {
                         Ok(()) => self.deadlines_dirty = true,
                         Err(e) => {
                             // Not at once again (that would spin): in a second.
-                            tracing::error!(error = %e, "engine: closing veto windows failed; retrying in a second");
+                            tracing::error!(error = %e, "engine: a deadline's work failed; retrying in a second");
                             self.deadline = Some(clock::now_ms().saturating_add(1000));
                         }
                     }
@@ -180,9 +184,11 @@ impl Engine {
         // A crash between handing a secret over and erasing its shards.
         let delivered = recover::delivered_shards(self)?;
         recover::erase_shards(self, &delivered).await;
-        // And between a revocation's acknowledgement and the erasure.
-        let revoked = revoke::revoked_shards(self)?;
-        revoke::erase(self, &revoked).await;
+        // And between a revocation's acknowledgement, or a redemption, and
+        // the erasure.
+        let mut erased = revoke::revoked_shards(self)?;
+        erased.extend(redeem::redeemed_entries(self)?);
+        revoke::erase(self, &erased).await;
         self.catch_up_all().await;
         Ok(())
     }
@@ -191,6 +197,7 @@ impl Engine {
         match command {
             EngineCommand::CreateBackup {
                 spec,
+                replaces,
                 #[cfg(test)]
                 tamper,
                 reply,
@@ -198,6 +205,7 @@ impl Engine {
                 let result = owner::create_backup(
                     self,
                     *spec,
+                    replaces,
                     #[cfg(test)]
                     tamper,
                 )
@@ -392,6 +400,13 @@ impl Engine {
                 Content::Deny(deny) if item.feed != self.me => {
                     recover::on_deny(self, &item, deny).await
                 }
+                Content::Redeemed(r) if item.feed != self.me => {
+                    redeem::on_redeemed(self, &item, r).await
+                }
+                Content::Challenge(c) if item.feed != self.me => {
+                    health::on_challenge(self, &item, c).await
+                }
+                Content::Proof(p) if item.feed != self.me => health::on_proof(self, &item, p).await,
                 // Our own record of a backup: the `backups` table has it.
                 Content::Root(_) if item.feed == self.me => {
                     self.advance(item.feed, item.seq);
@@ -412,6 +427,13 @@ impl Engine {
     }
 
     /// A step opened, closed or moved a veto window.
+    /// The earliest persisted deadline: a veto window's end or a health check round.
+    fn next_deadline(&self) -> Result<Option<u64>, EngineError> {
+        let windows = emergency::next_deadline(self)?;
+        let rounds = health::next_deadline(self)?;
+        Ok(windows.into_iter().chain(rounds).min())
+    }
+
     pub(super) fn deadlines_changed(&mut self) {
         self.deadlines_dirty = true;
     }

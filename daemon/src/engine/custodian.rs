@@ -142,6 +142,8 @@ pub(super) async fn on_shard(
                     vetoed: Vec::new(),
                     owner_approved: Vec::new(),
                     revoked: None,
+                    redeemed: None,
+                    last_proof_ms: None,
                 };
                 vec![
                     EngineUpdate::HeldShard {

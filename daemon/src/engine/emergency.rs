@@ -34,10 +34,8 @@ use super::open::Item;
 use super::records::{
     self, GrantRecord, HeldShard, PolicyRecord, RecoveryRecord, RequestRecord, RequestState, Role,
 };
-use super::requests::{
-    Decision, REQUEST_TTL_MS, RequestView, boxed_to, new_recovery, refused, request_update,
-};
-use super::{EngineError, EngineEvent};
+use super::requests::{Decision, RequestView, boxed_to, new_recovery, refused, request_update};
+use super::{EngineError, EngineEvent, redeem};
 use crate::clock;
 use crate::rng::os_rng;
 use crate::store::EngineUpdate;
@@ -99,6 +97,7 @@ pub(super) async fn on_grant(
             release: grant.release,
         },
         received_ms: now,
+        redeemed_ms: None,
     };
     let backup = grant.backup;
     let follows = record.custodians.clone();
@@ -131,6 +130,9 @@ pub(super) async fn start(
     backup: BackupId,
     grant: GrantRecord,
 ) -> Result<RequestView, EngineError> {
+    if grant.redeemed_ms.is_some() {
+        return Err(EngineError::Redeemed(backup));
+    }
     let existing = records::recovery(&engine.store, &backup)?;
     if let Some(r) = &existing
         && r.state == records::RecoveryState::Complete
@@ -148,7 +150,8 @@ pub(super) async fn start(
         owner: grant.owner,
         recipient: me,
         custodians: grant.custodians.clone(),
-        expires_ms: now.saturating_add(REQUEST_TTL_MS),
+        // Open for the veto window, then as long as any request.
+        expires_ms: window_end(now, &grant.policy).saturating_add(engine.options.request_ttl_ms),
     };
     let recipients: Vec<FeedId> = grant
         .custodians
@@ -254,6 +257,11 @@ pub(super) async fn on_request(
         let reason = "the owner revoked this backup; its shard is erased".to_owned();
         return refused(engine, item, refuse(reason)).await;
     }
+    // Told only to someone entitled to ask: the state of a backup is not
+    // anyone's business.
+    if held.redeemed.is_some() && (sender == request.owner || held.trustees.contains(&sender)) {
+        return redeem::answer_redeemed(engine, item, request).await;
+    }
     if sender == request.owner {
         return owner_approval(engine, item, request, held).await;
     }
@@ -289,7 +297,10 @@ pub(super) async fn on_request(
         custodians: request.custodians.clone(),
         entry: item.id,
         received_ms: now,
-        expires_ms: request.expires_ms,
+        // No longer than the window and this node's own limit after it.
+        expires_ms: request
+            .expires_ms
+            .min(window_end(now, &policy).saturating_add(engine.options.request_ttl_ms)),
         state,
     };
     let backup = request.backup;

@@ -42,10 +42,16 @@
 //!   window each custodian keeps as a persisted deadline, the owner's veto
 //!   and early approval, the release after the window;
 //! - **revocation** ([`revoke`]): custodians erase the shard's payload and
-//!   acknowledge; the owner counts who has.
+//!   acknowledge; the owner counts who has;
+//! - **one-time access** ([`redeem`]): the trustee that recovers a one-time
+//!   backup tells everyone; custodians erase and answer later requests
+//!   "redeemed";
+//! - **re-share** ([`owner`]): a new backup and the old one's revocation in
+//!   one transaction;
+//! - **health checks** ([`health`]): the owner's periodic `challenge`, the
+//!   custodian's `proof`, and custodians reported silent.
 //!
-//! Not yet here: one-time access (`redeemed`), re-share, health checks
-//! (issue 5), and rebuilding records from `root` entries on reindex. Content
+//! Not yet here: rebuilding records from `root` entries on reindex. Content
 //! of those types addressed to us is audited as not handled, and the cursor
 //! moves past it.
 
@@ -53,10 +59,12 @@ mod actor;
 mod audit;
 mod custodian;
 mod emergency;
+mod health;
 mod open;
 mod owner;
 pub mod records;
 mod recover;
+mod redeem;
 mod requests;
 mod revoke;
 
@@ -87,7 +95,25 @@ pub struct EngineOptions {
     /// Recovery requests taken per requester and backup in any 24 hours;
     /// more are ignored and audited (config `requests_per_day`).
     pub requests_per_day: u32,
+    /// How long a recovery request stays open after it is made (or, for an
+    /// emergency request, after its veto window): this node's own requests
+    /// carry it, and it caps how long this node keeps others' open (config
+    /// `request_expiry`).
+    pub request_ttl_ms: u64,
+    /// How often the owner checks that each custodian still holds its shard
+    /// (config `health_check_interval`).
+    pub health_check_interval_ms: u64,
+    /// How long a custodian may go without a good proof before it is
+    /// reported silent (config `custodian_silent_after`).
+    pub custodian_silent_after_ms: u64,
 }
+
+/// [`EngineOptions::request_ttl_ms`] when the config says nothing: 30 days.
+pub const DEFAULT_REQUEST_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+/// [`EngineOptions::health_check_interval_ms`] when the config says nothing: a week.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// [`EngineOptions::custodian_silent_after_ms`] when the config says nothing: 30 days.
+pub const DEFAULT_CUSTODIAN_SILENT_AFTER_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// [`EngineOptions::requests_per_day`] when the config says nothing.
 pub const DEFAULT_REQUESTS_PER_DAY: u32 = 3;
@@ -97,6 +123,9 @@ impl Default for EngineOptions {
         Self {
             tamper_releases: false,
             requests_per_day: DEFAULT_REQUESTS_PER_DAY,
+            request_ttl_ms: DEFAULT_REQUEST_TTL_MS,
+            health_check_interval_ms: DEFAULT_HEALTH_CHECK_INTERVAL_MS,
+            custodian_silent_after_ms: DEFAULT_CUSTODIAN_SILENT_AFTER_MS,
         }
     }
 }
@@ -146,6 +175,9 @@ pub enum EngineError {
     /// The backup was revoked already.
     #[error("backup {0} is revoked")]
     AlreadyRevoked(BackupId),
+    /// The one-time backup was used; its shards are erased.
+    #[error("backup {0} was one-time and is redeemed: its shards are erased")]
+    Redeemed(BackupId),
     /// The owner's veto window is still open (until this time, ms since the
     /// epoch): nothing can be released before it closes.
     #[error("the owner's veto window is open until {0} ms since the epoch; nothing was released")]
@@ -297,6 +329,38 @@ pub enum EngineEvent {
         /// Its owner.
         owner: FeedId,
     },
+    /// A requester went over the daily limit of requests for a backup; its
+    /// request was ignored.
+    RateLimited {
+        /// The backup.
+        backup: BackupId,
+        /// Who asked too often.
+        requester: FeedId,
+        /// The request ignored.
+        request: RequestId,
+    },
+    /// A custodian of one of our backups has given no good proof of its shard
+    /// for longer than the configured limit (reported once until it answers).
+    CustodianSilent {
+        /// The backup.
+        backup: BackupId,
+        /// The custodian.
+        custodian: FeedId,
+        /// When it last proved its shard (or the backup was made), ms since
+        /// the Unix epoch.
+        last_heard_ms: u64,
+    },
+    /// A custodian answered a health check of one of our backups.
+    ProofReceived {
+        /// The backup.
+        backup: BackupId,
+        /// The custodian.
+        custodian: FeedId,
+        /// Whether the proof matched its shard.
+        good: bool,
+        /// Whether it had been reported silent.
+        back_from_silence: bool,
+    },
     /// A custodian erased its shard of one of our revoked backups.
     RevokeAcked {
         /// The backup.
@@ -357,6 +421,8 @@ pub enum EngineEvent {
 enum EngineCommand {
     CreateBackup {
         spec: Box<BackupSpec>,
+        /// The backup this one re-shares (revoked in the same transaction).
+        replaces: Option<BackupId>,
         /// Test-only: flip a byte in this custodian's sealed shard.
         #[cfg(test)]
         tamper: Option<FeedId>,
@@ -403,6 +469,12 @@ enum EngineCommand {
 pub struct EngineHandle {
     commands: mpsc::Sender<EngineCommand>,
     events: broadcast::Sender<EngineEvent>,
+    /// A subscription made before the engine's first step, for the first
+    /// [`EngineHandle::subscribe`]: what the engine reports while it
+    /// catches up at start (a veto window that closed while the node was
+    /// off) reaches the control API and the notifiers, which subscribe
+    /// only once the node is up.
+    from_start: Arc<std::sync::Mutex<Option<broadcast::Receiver<EngineEvent>>>>,
 }
 
 impl EngineHandle {
@@ -425,6 +497,26 @@ impl EngineHandle {
     pub async fn create_backup(&self, spec: BackupSpec) -> Result<CreatedBackup, EngineError> {
         self.call(|reply| EngineCommand::CreateBackup {
             spec: Box::new(spec),
+            replaces: None,
+            #[cfg(test)]
+            tamper: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Re-shares backup `old`: makes a new backup of `spec` (the owner gives
+    /// the secret again) and revokes `old`, in one transaction, so either
+    /// both happen or neither does. `old`'s custodians erase their shards
+    /// and acknowledge as for any revocation; its open requests close.
+    pub async fn reshare_backup(
+        &self,
+        old: BackupId,
+        spec: BackupSpec,
+    ) -> Result<CreatedBackup, EngineError> {
+        self.call(|reply| EngineCommand::CreateBackup {
+            spec: Box::new(spec),
+            replaces: Some(old),
             #[cfg(test)]
             tamper: None,
             reply,
@@ -442,6 +534,7 @@ impl EngineHandle {
     ) -> Result<CreatedBackup, EngineError> {
         self.call(|reply| EngineCommand::CreateBackup {
             spec: Box::new(spec),
+            replaces: None,
             tamper: Some(custodian),
             reply,
         })
@@ -537,9 +630,15 @@ impl EngineHandle {
         self.call(EngineCommand::CaughtUp).await
     }
 
-    /// What the engine reports from now on.
+    /// What the engine reports from now on; the first call gets everything
+    /// since the engine started (up to the last 1024 events).
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
-        self.events.subscribe()
+        let first = self
+            .from_start
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        first.unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Stops the engine after the step it is in; it persists its cursors first.
@@ -567,11 +666,16 @@ pub fn spawn(
     options: EngineOptions,
 ) -> (EngineHandle, JoinHandle<()>) {
     let (commands, rx) = mpsc::channel(COMMAND_DEPTH);
-    let (events, _) = broadcast::channel(EVENT_DEPTH);
+    let (events, from_start) = broadcast::channel(EVENT_DEPTH);
     let announced = store.subscribe();
     let engine = actor::Engine::new(key, store, net, events.clone(), options);
     let task = tokio::spawn(engine.run(rx, announced));
-    (EngineHandle { commands, events }, task)
+    let handle = EngineHandle {
+        commands,
+        events,
+        from_start: Arc::new(std::sync::Mutex::new(Some(from_start))),
+    };
+    (handle, task)
 }
 
 #[cfg(test)]

@@ -9,28 +9,45 @@
 
 use std::collections::BTreeSet;
 
-use sherd_protocol::FeedId;
 use sherd_protocol::backup::{self, BackupSpec};
-use sherd_protocol::content::{Ack, Content, Grant, V1};
+use sherd_protocol::content::{Ack, Content, Grant, Revoke, V1};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::envelope;
+use sherd_protocol::{BackupId, FeedId};
 use zeroize::Zeroizing;
 
 use super::actor::Engine;
 use super::audit::{AuditLine, Outcome};
 use super::open::Item;
 use super::records::{self, BackupRecord, CustodianRecord, PolicyRecord, TrusteeRecord};
+use super::requests::boxed_to;
 use super::{CreatedBackup, EngineError, EngineEvent};
 use crate::clock;
 use crate::rng::os_rng;
 use crate::store::EngineUpdate;
 
 /// Makes and publishes a backup; see [`super::EngineHandle::create_backup`].
+/// With `replaces` (a re-share), the old backup's revocation is published
+/// in the same transaction: there is never a moment with both live, or
+/// neither.
 pub(super) async fn create_backup(
     engine: &mut Engine,
     spec: BackupSpec,
+    replaces: Option<BackupId>,
     #[cfg(test)] tamper: Option<FeedId>,
 ) -> Result<CreatedBackup, EngineError> {
+    let replaced = match replaces {
+        Some(old) => {
+            let Some(record) = records::backup(&engine.store, &old)? else {
+                return Err(EngineError::UnknownBackup(old));
+            };
+            if record.revoked.is_some() {
+                return Err(EngineError::AlreadyRevoked(old));
+            }
+            Some((old, record))
+        }
+        None => None,
+    };
     let contacts: BTreeSet<FeedId> = engine
         .store
         .contacts()?
@@ -97,6 +114,15 @@ pub(super) async fn create_backup(
             envelope::seal(&mut rng, &me, &[*trustee], &grant)?,
         ));
     }
+    // A re-share: the old backup's custodians are told to erase, last.
+    if let Some((old, record)) = &replaced {
+        let old_custodians: Vec<FeedId> = record.custodians.iter().map(|c| c.feed).collect();
+        let revoke = Content::Revoke(Revoke {
+            version: V1,
+            backup: *old,
+        });
+        publish.extend(boxed_to(engine, &old_custodians, &revoke)?);
+    }
 
     let id = made.id;
     let label = made.root.label.clone();
@@ -106,10 +132,23 @@ pub(super) async fn create_backup(
     let line = AuditLine::new(now, "backup_created", Outcome::Ok)
         .backup(id)
         .reason(format!(
-            "{threshold} of {}, {} trustees",
+            "{threshold} of {}, {} trustees{}",
             custodians.len(),
-            trustees.len()
+            trustees.len(),
+            replaced
+                .as_ref()
+                .map(|(old, _)| format!("; replaces backup {old}"))
+                .unwrap_or_default()
         ));
+    let revoked_line = replaced.as_ref().map(|(old, record)| {
+        AuditLine::new(now, "backup_revoked", Outcome::Ok)
+            .backup(*old)
+            .reason(format!(
+                "re-shared as backup {id}; {} custodians told to erase",
+                record.custodians.len()
+            ))
+    });
+    let trustee_count = trustees.len();
     let published = engine
         .commit(None, publish, move |published: &[SignedHeader]| {
             let ids: Vec<_> = published.iter().map(SignedHeader::id).collect();
@@ -118,7 +157,8 @@ pub(super) async fn create_backup(
             let Some((root, rest)) = ids.split_first() else {
                 return Vec::new();
             };
-            let (shards, grants) = rest.split_at(rest.len().min(record_custodians.len()));
+            let (shards, rest) = rest.split_at(rest.len().min(record_custodians.len()));
+            let (grants, revokes) = rest.split_at(rest.len().min(trustee_count));
             let record = BackupRecord {
                 label,
                 threshold,
@@ -132,6 +172,9 @@ pub(super) async fn create_backup(
                         shard: *shard,
                         acked: None,
                         revoke_acked: None,
+                        challenge: None,
+                        last_proof_ms: None,
+                        silent_since_ms: None,
                     })
                     .collect(),
                 trustees: record_trustees
@@ -144,14 +187,27 @@ pub(super) async fn create_backup(
                     .collect(),
                 policy,
                 revoked: None,
+                redeemed: None,
+                last_check_ms: None,
             };
-            vec![
+            let mut updates = vec![
                 EngineUpdate::Backup {
                     id,
                     record: records::encode(&record),
                 },
                 EngineUpdate::Audit(line.to_json()),
-            ]
+            ];
+            if let (Some((old, mut record)), Some(revoke), Some(line)) =
+                (replaced, revokes.first(), revoked_line)
+            {
+                record.revoked = Some(*revoke);
+                updates.push(EngineUpdate::Backup {
+                    id: old,
+                    record: records::encode(&record),
+                });
+                updates.push(EngineUpdate::Audit(line.to_json()));
+            }
+            updates
         })
         .await?;
     let ids: Vec<_> = published.iter().map(SignedHeader::id).collect();
@@ -174,6 +230,8 @@ pub(super) async fn create_backup(
     // long as the backup lives, even if one stops being a contact.
     let follows: Vec<FeedId> = custodians.iter().chain(&trustees).copied().collect();
     engine.follow(follows).await;
+    // Its first health check round is a deadline now.
+    engine.deadlines_changed();
     engine.emit(EngineEvent::BackupCreated {
         backup: id,
         custodians: custodians.len(),

@@ -35,6 +35,25 @@ pub struct BackupRecord {
     /// The `revoke` entry, once the owner revoked the backup.
     #[serde(default)]
     pub revoked: Option<EntryId>,
+    /// Who used the one-time access, once a trustee did.
+    #[serde(default)]
+    pub redeemed: Option<RedeemedRecord>,
+    /// When the last round of health checks went out, ms since the Unix epoch.
+    #[serde(default)]
+    pub last_check_ms: Option<u64>,
+}
+
+/// A trustee's use of a one-time backup, as the owner saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemedRecord {
+    /// The trustee.
+    pub by: FeedId,
+    /// Its `redeemed` entry.
+    pub entry: EntryId,
+    /// The request that got the shards.
+    pub request: RequestId,
+    /// When it arrived here, ms since the Unix epoch.
+    pub at_ms: u64,
 }
 
 /// The emergency-access part of a backup's policy (PROTOCOL.md 8.3).
@@ -74,6 +93,9 @@ pub struct GrantRecord {
     pub policy: PolicyRecord,
     /// When it arrived, ms since the Unix epoch.
     pub received_ms: u64,
+    /// When this node used its one-time access, ms since the Unix epoch.
+    #[serde(default)]
+    pub redeemed_ms: Option<u64>,
 }
 
 /// One custodian of a backup, as the owner sees it.
@@ -88,6 +110,26 @@ pub struct CustodianRecord {
     /// The custodian's `ack` of the backup's revocation, once it erased its shard.
     #[serde(default)]
     pub revoke_acked: Option<EntryId>,
+    /// The latest health check sent to it, until it is answered.
+    #[serde(default)]
+    pub challenge: Option<ChallengeRecord>,
+    /// When its last good proof arrived, ms since the Unix epoch.
+    #[serde(default)]
+    pub last_proof_ms: Option<u64>,
+    /// When it was reported silent; cleared by its next good proof.
+    #[serde(default)]
+    pub silent_since_ms: Option<u64>,
+}
+
+/// A health check sent to a custodian (`engine/health.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    /// The `challenge` entry boxed to it.
+    pub entry: EntryId,
+    /// Its nonce (public: it is in the entry).
+    pub nonce: [u8; 32],
+    /// When it was sent, ms since the Unix epoch.
+    pub sent_ms: u64,
 }
 
 impl BackupRecord {
@@ -131,6 +173,13 @@ pub struct HeldShard {
     /// payload is then erased and nothing is released any more.
     #[serde(default)]
     pub revoked: Option<EntryId>,
+    /// The trustee's `redeemed` entry, once a one-time backup was used: the
+    /// shard's payload is then erased and requests are answered "redeemed".
+    #[serde(default)]
+    pub redeemed: Option<EntryId>,
+    /// When this node last answered the owner's health check.
+    #[serde(default)]
+    pub last_proof_ms: Option<u64>,
 }
 
 /// This node's part in a recovery request.

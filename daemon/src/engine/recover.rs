@@ -28,6 +28,7 @@ use super::open::Item;
 use super::records::{
     self, RecoveryRecord, RecoveryState, RequestRecord, RequestState, Role, ShardRef,
 };
+use super::redeem;
 use super::requests::{new_recovery, recipient_follows};
 use super::{EngineError, EngineEvent};
 use crate::clock;
@@ -437,12 +438,20 @@ pub(super) async fn take_secret(
     let line = AuditLine::new(now, "secret_delivered", Outcome::Ok)
         .backup(backup)
         .reason("handed to a client once; the shards are erased");
+    // A one-time backup is used up now: telling the custodians goes in the
+    // same transaction as the delivery, so neither happens without the other.
+    let (publish, redemption) = match redeem::on_delivery(engine, backup, &record, now)? {
+        Some(r) => (r.publish, vec![r.grant, r.audit]),
+        None => (Vec::new(), Vec::new()),
+    };
     engine
-        .commit(None, Vec::new(), move |_| {
-            vec![
+        .commit(None, publish, move |_| {
+            let mut updates = vec![
                 recovery_update(backup, &record),
                 EngineUpdate::Audit(line.to_json()),
-            ]
+            ];
+            updates.extend(redemption);
+            updates
         })
         .await?;
     erase_shards(engine, &erase).await;

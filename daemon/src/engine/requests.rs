@@ -39,9 +39,6 @@ use crate::clock;
 use crate::rng::os_rng;
 use crate::store::EngineUpdate;
 
-/// How long a request made here stays answerable: 30 days.
-pub(super) const REQUEST_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
-
 /// What the user decided about a request asked of this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -121,7 +118,7 @@ pub(super) async fn start_owner(
         owner: engine.me,
         recipient: engine.me,
         custodians: custodians.clone(),
-        expires_ms: now.saturating_add(REQUEST_TTL_MS),
+        expires_ms: now.saturating_add(engine.options.request_ttl_ms),
     };
     let publish = boxed_to(engine, &custodians, &Content::Request(request.clone()))?;
     let restarted = existing
@@ -236,7 +233,7 @@ pub(super) async fn start_lost_device(
         recipient: to,
         // Every custodian, this node included: the new identity follows them all.
         custodians: held.custodians.clone(),
-        expires_ms: now.saturating_add(REQUEST_TTL_MS),
+        expires_ms: now.saturating_add(engine.options.request_ttl_ms),
     };
     let me = engine.me;
     let recipients: Vec<FeedId> = held
@@ -331,12 +328,12 @@ fn recipient_refusal(me: FeedId, owner: FeedId, to: FeedId, held: &HeldShard) ->
 
 /// The `reply` (owner request) or `forward` (lost device) carrying our shard
 /// of `held`, resealed to the request's recipient and boxed to it.
-pub(super) fn release_payload(
+/// Opens the shard this node holds: the signed inner shard, verified again,
+/// and the `shard` entry's payload it came from.
+pub(super) fn open_held(
     engine: &Engine,
-    request: RequestId,
-    record: &RequestRecord,
     held: &HeldShard,
-) -> Result<(PayloadKind, Vec<u8>), EngineError> {
+) -> Result<(VerifiedShard, Vec<u8>), EngineError> {
     let gone = |why: &str| EngineError::ShardUnavailable(why.to_owned());
     let entry = engine
         .store
@@ -354,6 +351,16 @@ pub(super) fn release_payload(
     drop(plaintext);
     let verified = VerifiedShard::open(&engine.secret, &engine.me, &shard.sealed.0)
         .map_err(|e| gone(&format!("it no longer verifies: {e}")))?;
+    Ok((verified, payload))
+}
+
+pub(super) fn release_payload(
+    engine: &Engine,
+    request: RequestId,
+    record: &RequestRecord,
+    held: &HeldShard,
+) -> Result<(PayloadKind, Vec<u8>), EngineError> {
+    let (verified, _) = open_held(engine, held)?;
     let mut sealed = verified.reseal(&mut os_rng(), &record.recipient);
     drop(verified);
     if engine.options.tamper_releases {
@@ -425,7 +432,13 @@ pub(super) async fn on_request(
                 "more than {} requests for this backup from this requester in 24 hours",
                 engine.options.requests_per_day
             ));
-        return engine.commit_audit(item, line).await;
+        engine.commit_audit(item, line).await?;
+        engine.emit(EngineEvent::RateLimited {
+            backup: request.backup,
+            requester,
+            request: request.id,
+        });
+        return Ok(());
     }
     if request.kind == RequestKind::Emergency {
         return super::emergency::on_request(engine, item, request).await;
@@ -473,6 +486,11 @@ pub(super) async fn on_request(
     if let Err(reason) = allowed {
         return refused(engine, item, refuse(reason)).await;
     }
+    // Told only to someone entitled to ask: the state of a backup is not
+    // anyone's business.
+    if held.redeemed.is_some() {
+        return super::redeem::answer_redeemed(engine, item, request).await;
+    }
 
     let mut record = RequestRecord {
         kind: request.kind,
@@ -483,7 +501,11 @@ pub(super) async fn on_request(
         custodians: request.custodians.clone(),
         entry: item.id,
         received_ms: now,
-        expires_ms: request.expires_ms,
+        // Whatever the requester wrote, this node keeps it open no longer
+        // than its own limit.
+        expires_ms: request
+            .expires_ms
+            .min(now.saturating_add(engine.options.request_ttl_ms)),
         state: RequestState::Pending,
     };
     let received = AuditLine::new(now, "request_received", Outcome::Ok)
@@ -492,13 +514,14 @@ pub(super) async fn on_request(
         .entry(item.id)
         .request(request.id);
     let id = request.id;
-    engine.emit(EngineEvent::RequestReceived {
+    // Told once the request is committed, so whoever hears of it finds it.
+    let received_event = EngineEvent::RequestReceived {
         request: id,
         kind: request.kind,
         backup: request.backup,
         requester,
         recipient: request.recipient,
-    });
+    };
     if !engine.store.auto_approve(&requester)? {
         let received = received.reason("waiting for approval");
         engine
@@ -510,6 +533,7 @@ pub(super) async fn on_request(
             })
             .await?;
         tracing::info!(request = %id, %requester, "engine: request waits for approval");
+        engine.emit(received_event);
         return Ok(());
     }
     // An auto-approved contact: release in the same step.
@@ -517,16 +541,16 @@ pub(super) async fn on_request(
         Ok(publish) => publish,
         Err(e) => {
             let line = received.reason(format!("auto-approval failed: {e}"));
-            return engine
+            engine
                 .commit(Some(item), Vec::new(), move |_| {
                     vec![
                         request_update(requester, id, &record),
                         EngineUpdate::Audit(line.to_json()),
                     ]
                 })
-                .await
-                .map(|_| ())
-                .map_err(Into::into);
+                .await?;
+            engine.emit(received_event);
+            return Ok(());
         }
     };
     let recipient = record.recipient;
@@ -551,6 +575,7 @@ pub(super) async fn on_request(
         })
         .await?;
     tracing::info!(request = %id, %requester, "engine: request approved automatically");
+    engine.emit(received_event);
     engine.emit(EngineEvent::ShardReleased {
         request: id,
         backup: request.backup,

@@ -109,10 +109,14 @@ struct Net {
 
 impl Net {
     async fn new(custodians: usize) -> Self {
+        Self::with_owner_options(custodians, super::EngineOptions::default()).await
+    }
+
+    async fn with_owner_options(custodians: usize, options: super::EngineOptions) -> Self {
         let dirs: Vec<_> = (0..=custodians)
             .map(|_| tempfile::tempdir().unwrap())
             .collect();
-        let owner = start(dirs[0].path()).await;
+        let owner = start_with(dirs[0].path(), options).await;
         let owner_addr = addr(&owner).await;
         let mut nodes = Vec::new();
         for dir in &dirs[1..] {
@@ -1467,5 +1471,313 @@ async fn a_revoked_backup_is_erased_by_every_custodian_and_can_no_longer_be_rele
         .await
         .unwrap_err();
     assert!(matches!(asked, EngineError::AlreadyRevoked(_)), "{asked}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_one_time_backup_is_redeemed_once_and_erased_from_every_custodian_store() {
+    let net = Net::new(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trustee = trustee_of(&net, dir.path()).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(BackupSpec {
+            one_time: true,
+            ..emergency_spec(net.feeds(), trustee.key.feed_id(), 0, Release::Auto)
+        })
+        .await
+        .unwrap();
+    let record = wait_for_acks(&net.owner, &created.id, 3).await;
+    eventually("the trustee has its grant", || async {
+        records::grant(&trustee.store, &created.id).unwrap()
+    })
+    .await;
+    // What each custodian must lose: the boxed `shard` payload it holds.
+    let sealed: Vec<Vec<u8>> = (0..3)
+        .map(|i| {
+            let entry = net.custodian(i).store.entry(&record.custodians[i].shard);
+            entry.unwrap().unwrap().payload.expect("held before")
+        })
+        .collect();
+    for (i, bytes) in sealed.iter().enumerate() {
+        let found = crate::store::files_containing(net.dirs[i + 1].path(), bytes);
+        assert_eq!(found.len(), 1, "the control: custodian {i} has it on disk");
+    }
+
+    let (_, id, _) = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    wait_for_complete(&trustee, &created.id).await;
+    let secret = trustee.engine.take_secret(created.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), SECRET);
+
+    for (i, bytes) in sealed.iter().enumerate() {
+        let node = net.custodian(i);
+        eventually("the custodian erased its shard", || async {
+            let shard = node.store.entry(&record.custodians[i].shard).unwrap();
+            shard.expect("header kept").payload.is_none().then_some(())
+        })
+        .await;
+        let held = records::held_shard(&node.store, &created.id).unwrap();
+        assert!(held.unwrap().redeemed.is_some());
+        assert_eq!(
+            crate::store::files_containing(net.dirs[i + 1].path(), bytes),
+            Vec::<std::path::PathBuf>::new(),
+            "custodian {i}: the shard's bytes are in no file of its data dir"
+        );
+        // What it released to the trustee is erased too.
+        for (_, rid, r) in records::requests(&node.store).unwrap() {
+            if let records::RequestState::Released { entry, .. } = r.state {
+                assert_eq!(rid, id);
+                let reply = node.store.entry(&entry).unwrap().expect("header kept");
+                assert!(reply.payload.is_none(), "custodian {i} erased its reply");
+            }
+        }
+    }
+    let owner_record = eventually("the owner heard of the redemption", || async {
+        records::backup(&net.owner.store, &created.id)
+            .unwrap()
+            .and_then(|r| r.redeemed)
+    })
+    .await;
+    assert_eq!(owner_record.by, trustee.key.feed_id());
+    assert_eq!(owner_record.request, id);
+
+    // The trustee cannot ask again, and the owner's own request is answered
+    // "redeemed" by every custodian.
+    let again = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(again, EngineError::Redeemed(_)), "{again}");
+    net.owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    let denied = eventually("every custodian answered", || async {
+        records::recovery(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| r.denied.len() == 3)
+    })
+    .await;
+    for (_, reason) in &denied.denied {
+        assert_eq!(reason.as_deref(), Some(super::redeem::REDEEMED));
+    }
+    assert!(trustee.shutdown(LIMIT).await);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reshare_makes_the_new_backup_and_revokes_the_old_in_one_step() {
+    let net = Net::new(3).await;
+    let feeds = net.feeds();
+    let old = net
+        .owner
+        .engine
+        .create_backup(spec(feeds[..2].to_vec(), 2))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &old.id, 2).await;
+    // A request for the old backup waits at its custodians.
+    let (_, asked, _) = net.owner.engine.start_owner_recovery(old.id).await.unwrap();
+    for i in 0..2 {
+        wait_for_pending(net.custodian(i), asked).await;
+    }
+
+    // Refusals publish nothing.
+    let head = || {
+        net.owner
+            .store
+            .head(&net.owner.key.feed_id())
+            .unwrap()
+            .map(|h| h.header().seq)
+    };
+    let before = head();
+    let unknown = BackupId::random(&mut os_rng());
+    let refused = net
+        .owner
+        .engine
+        .reshare_backup(unknown, spec(feeds[1..].to_vec(), 2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, EngineError::UnknownBackup(_)),
+        "{refused}"
+    );
+    assert_eq!(head(), before);
+
+    let new = net
+        .owner
+        .engine
+        .reshare_backup(old.id, spec(feeds[1..].to_vec(), 2))
+        .await
+        .unwrap();
+    assert_ne!(new.id, old.id);
+    assert!(record(&net.owner, &old.id).revoked.is_some());
+    wait_for_acks(&net.owner, &new.id, 2).await;
+    eventually("the old backup's custodians erased", || async {
+        records::backup(&net.owner.store, &old.id)
+            .unwrap()
+            .filter(|r| r.custodians.iter().all(|c| c.revoke_acked.is_some()))
+    })
+    .await;
+    for i in 0..2 {
+        let late = net
+            .custodian(i)
+            .engine
+            .decide(asked, None, approve())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(late, EngineError::RequestClosed("denied")),
+            "{late}"
+        );
+    }
+    let again = net
+        .owner
+        .engine
+        .reshare_backup(old.id, spec(feeds[1..].to_vec(), 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, EngineError::AlreadyRevoked(_)), "{again}");
+
+    // The new backup recovers.
+    let (_, id, _) = net.owner.engine.start_owner_recovery(new.id).await.unwrap();
+    for i in 1..3 {
+        wait_for_pending(net.custodian(i), id).await;
+        net.custodian(i)
+            .engine
+            .decide(id, None, approve())
+            .await
+            .unwrap();
+    }
+    wait_for_complete(&net.owner, &new.id).await;
+    let secret = net.owner.engine.take_secret(new.id).await.unwrap();
+    assert_eq!(secret.secret.as_slice(), b"correct horse battery staple");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn custodians_prove_their_shards_and_one_gone_quiet_is_reported_silent() {
+    let options = super::EngineOptions {
+        health_check_interval_ms: 1_500,
+        custodian_silent_after_ms: 4_000,
+        ..super::EngineOptions::default()
+    };
+    let mut net = Net::with_owner_options(3, options).await;
+    let mut events = net.owner.engine.subscribe();
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(net.feeds(), 2))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    let quiet = net.custodian(2).key.feed_id();
+    let proved = eventually("every custodian proved its shard", || async {
+        records::backup(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| r.custodians.iter().all(|c| c.last_proof_ms.is_some()))
+    })
+    .await;
+    assert!(
+        proved
+            .custodians
+            .iter()
+            .all(|c| c.silent_since_ms.is_none())
+    );
+
+    // Custodian 2 goes away: after the limit it is reported, once; the
+    // others keep proving.
+    net.stop(2).await;
+    let silent = eventually("the quiet custodian is reported", || async {
+        records::backup(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| r.custodians[2].silent_since_ms.is_some())
+    })
+    .await;
+    assert!(
+        silent.custodians[..2]
+            .iter()
+            .all(|c| c.silent_since_ms.is_none())
+    );
+    let mut reported = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let EngineEvent::CustodianSilent { custodian, .. } = event {
+            reported.push(custodian);
+        }
+    }
+    assert_eq!(reported, vec![quiet], "reported once, and only it");
+    let lines = audit(&net.owner.store);
+    assert_eq!(
+        audit_events(&lines, "custodian_silent").len(),
+        1,
+        "{lines:?}"
+    );
+    assert!(
+        audit_events(&lines, "proof_refused").is_empty(),
+        "{lines:?}"
+    );
+
+    // Back, it proves again and is no longer silent.
+    net.restart(2).await;
+    eventually("the custodian is back", || async {
+        records::backup(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| r.custodians[2].silent_since_ms.is_none())
+    })
+    .await;
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_custodian_keeps_a_request_open_no_longer_than_its_own_limit() {
+    let mut net = Net::new(2).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(spec(net.feeds(), 2))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 2).await;
+    // Custodian 0 keeps requests open for a second; the owner asked for 30 days.
+    net.stop(0).await;
+    let short = super::EngineOptions {
+        request_ttl_ms: 1_000,
+        ..super::EngineOptions::default()
+    };
+    net.restart_with(0, short).await;
+    let (_, id, asked) = net
+        .owner
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    assert!(asked.expires_ms >= asked.received_ms + super::DEFAULT_REQUEST_TTL_MS);
+    for i in 0..2 {
+        wait_for_pending(net.custodian(i), id).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let late = net
+        .custodian(0)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(late, EngineError::RequestClosed("expired")),
+        "{late}"
+    );
+    // The other custodian, with the default limit, still releases.
+    net.custodian(1)
+        .engine
+        .decide(id, None, approve())
+        .await
+        .unwrap();
     net.shutdown().await;
 }

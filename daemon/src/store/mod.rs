@@ -40,6 +40,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub use engine::{EngineUpdate, EngineWrite};
 pub use read::StoredEntry;
 pub use reindex::{ReindexError, ReindexReport};
+#[cfg(test)]
+pub(crate) use scrub::files_containing;
 
 /// How many commands the writer takes into one transaction at most.
 const MAX_BATCH: usize = 512;

@@ -198,3 +198,26 @@ fn sync_dir(store: &Path) -> Result<(), StoreError> {
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::Database(format!("cannot sync the data dir: {e}")))
 }
+
+/// Tests: every file under `dir` whose bytes contain `needle`.
+#[cfg(test)]
+pub(crate) fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for item in std::fs::read_dir(&d).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.is_file()
+                && std::fs::read(&path)
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}

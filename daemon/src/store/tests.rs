@@ -8,6 +8,7 @@ use sherd_protocol::Keypair;
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::feed::{EntryError, Feed};
 
+use super::scrub::files_containing;
 use super::{IncomingEntry, Store, StoreThread};
 
 const NOW: u64 = 1_700_000_000_000;
@@ -199,27 +200,6 @@ async fn an_erased_payload_is_gone_and_the_chain_still_verifies() {
     assert_eq!(stored.header, first);
     assert_eq!(stored.payload, None);
     assert_feed_valid(&store, &me, 2);
-}
-
-/// Every file under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for item in std::fs::read_dir(&d).unwrap() {
-            let path = item.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if std::fs::read(&path)
-                .unwrap()
-                .windows(needle.len())
-                .any(|w| w == needle)
-            {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 /// A payload no other test writes, so finding its bytes means finding it.

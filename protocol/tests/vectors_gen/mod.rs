@@ -9,7 +9,8 @@
 //! Where it is cheap the generator computes the expected values by a route
 //! independent of the code under test (headers and inner shards encoded by
 //! hand from PROTOCOL.md's layouts, ids hashed with `sha2`, X25519 keys from
-//! SHA-512 and `curve25519-dalek`, envelope slots opened with `crypto_box`),
+//! SHA-512 and `curve25519-dalek`, envelope slots opened with `crypto_box`,
+//! health-check proofs as HMAC built by hand from SHA-256),
 //! and every expected error is written down by intent, never by running the
 //! validator: a vector that disagrees with the code fails the test.
 
@@ -26,7 +27,7 @@ use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
 
 use sherd_protocol::backup::{self, BackupSpec};
-use sherd_protocol::content::{About, Ack, Contact, Content, Release, V1};
+use sherd_protocol::content::{About, Ack, Challenge, Contact, Content, Hex32, Release, V1};
 use sherd_protocol::ids::{BackupId, EntryId};
 use sherd_protocol::secret::SecretMaterial;
 use sherd_protocol::{Keypair, envelope, sealed};
@@ -47,6 +48,8 @@ pub(crate) const SHARD_DOMAIN: &[u8] = b"sherd/shard/v1\0";
 pub(crate) const PEER_ID_PREFIX: [u8; 6] = [0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
 /// Bytes of an envelope before its body: version, nonce, ephemeral key, 8 slots.
 pub(crate) const ENVELOPE_PREFIX_LEN: usize = 1 + 24 + 32 + 8 * 48;
+/// The domain separation prefix of a health-check proof (21 bytes, no zero byte).
+pub(crate) const PROOF_DOMAIN: &[u8] = b"sherd/health-proof/v1";
 
 // ---------------------------------------------------------------------------
 // The JSON shapes. Bytes are lowercase hex strings. Field order is the order
@@ -307,6 +310,61 @@ pub(crate) struct BackupVector {
     pub(crate) expected_error: Option<String>,
 }
 
+/// One custodian's answer to one challenge in `health/proofs.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProofCase {
+    pub(crate) description: String,
+    /// Its `ed25519_public_key` (32 bytes) is what the proof covers, not the feed id.
+    pub(crate) custodian: Party,
+    /// The custodian's check key: in its signed inner shard and in the owner's `root`.
+    pub(crate) check_key: String,
+    /// The payload of the owner's `shard` entry for the custodian, as stored: an
+    /// envelope from the owner to the custodian alone holding the `shard` content.
+    pub(crate) shard_payload: String,
+    /// The `challenge` content the owner boxed to the custodian, as JSON text.
+    pub(crate) challenge_content: String,
+    /// The challenge's nonce.
+    pub(crate) nonce: String,
+    /// The proof's message up to the payload (117 bytes):
+    /// "sherd/health-proof/v1" || backup || custodian key || nonce.
+    pub(crate) message_prefix: String,
+    /// HMAC-SHA-256(check_key, message_prefix || shard_payload).
+    pub(crate) proof: String,
+}
+
+/// `health/proofs.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthVector {
+    pub(crate) description: String,
+    pub(crate) owner: Party,
+    pub(crate) backup_id: String,
+    /// The owner's `root` content, as JSON text: it holds every check key.
+    pub(crate) root_content: String,
+    pub(crate) cases: Vec<ProofCase>,
+}
+
+/// `health/fail_*.json`: a proof the owner must refuse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthFail {
+    pub(crate) description: String,
+    pub(crate) owner: Party,
+    pub(crate) backup_id: String,
+    /// The sender of the proof.
+    pub(crate) custodian: Party,
+    /// What the owner checks with: its check key for the sender, the nonce
+    /// of its challenge, its `shard` entry payload for the sender.
+    pub(crate) check_key: String,
+    pub(crate) nonce: String,
+    pub(crate) shard_payload: String,
+    /// The proof received.
+    pub(crate) proof: String,
+    /// "BadProof": HMAC-SHA-256 over these inputs is not `proof`.
+    pub(crate) expected_error: String,
+}
+
 // ---------------------------------------------------------------------------
 // Helpers.
 // ---------------------------------------------------------------------------
@@ -321,6 +379,16 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
         h.update(p);
     }
     h.finalize().into()
+}
+
+/// HMAC-SHA-256 (RFC 2104) by hand from SHA-256, not with the code under test.
+fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let inner_pad: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer_pad: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner = sha256(&[&inner_pad, message]);
+    sha256(&[&outer_pad, &inner])
 }
 
 /// The per-file RNG.
@@ -1552,6 +1620,227 @@ fn backup_vectors(out: &mut BTreeMap<String, String>) {
 }
 
 // ---------------------------------------------------------------------------
+// Health checks.
+// ---------------------------------------------------------------------------
+
+/// The check key of a signed inner shard, found from the layout in
+/// PROTOCOL.md 8.3 (not by decoding with the code under test).
+fn check_key_of(signed: &[u8]) -> [u8; 32] {
+    // version, created_ms, backup, owner, custodian, threshold, share_id, share
+    let mut pos = 1 + 8 + 32 + 32 + 32 + 1 + 1 + 32;
+    pos += 1 + 32 * usize::from(signed[pos]); // custodians
+    pos += 1 + 32 * usize::from(signed[pos]); // trustees
+    pos += 4 + 1 + 1; // veto_delay_secs, one_time, release
+    signed[pos..pos + 32].try_into().expect("32 bytes")
+}
+
+/// The message a proof is the HMAC of, up to the shard payload.
+fn proof_prefix(backup: &BackupId, custodian: usize, nonce: &[u8; 32]) -> Vec<u8> {
+    [PROOF_DOMAIN, backup.as_bytes(), &pk(custodian), nonce].concat()
+}
+
+/// What a custodian of the health vectors needs to answer.
+struct Held {
+    custodian: usize,
+    check_key: [u8; 32],
+    payload: Vec<u8>,
+}
+
+impl Held {
+    fn proof(&self, backup: &BackupId, nonce: &[u8; 32]) -> [u8; 32] {
+        let message = [
+            proof_prefix(backup, self.custodian, nonce),
+            self.payload.clone(),
+        ]
+        .concat();
+        hmac_sha256(&self.check_key, &message)
+    }
+}
+
+fn health_vectors(out: &mut BTreeMap<String, String>) {
+    // The backup of backup/recover_3_of_5.json.
+    let b = make_backup(&mut rng(0xBAC));
+    let root: serde_json::Value = serde_json::from_str(&b.root_content).expect("root JSON");
+    let mut r = rng(0x4EA1);
+    let held: Vec<Held> = BACKUP_CUSTODIANS
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let shard_content = b.custodians[k].shard_content.as_bytes();
+            let payload = envelope::seal(
+                &mut r,
+                &keypair(ALICE).feed_id(),
+                &[keypair(i).feed_id()],
+                shard_content,
+            )
+            .expect("seal");
+            // The custodian opens it (crypto_box directly) to the shard content.
+            envelope_internals(ALICE, i, 0, &payload, shard_content);
+            let check_key = check_key_of(&b.signed[k]);
+            assert_eq!(
+                root["custodians"][k]["check_key"].as_str(),
+                Some(hx(&check_key).as_str()),
+                "generator: the root and the shard hold the same check key"
+            );
+            Held {
+                custodian: i,
+                check_key,
+                payload,
+            }
+        })
+        .collect();
+    let round_1: [u8; 32] = random(&mut r);
+    let round_2: [u8; 32] = random(&mut r);
+    let challenge = |nonce: &[u8; 32]| {
+        String::from_utf8(content_json(Content::Challenge(Challenge {
+            version: V1,
+            backup: b.id,
+            nonce: Hex32(*nonce),
+        })))
+        .expect("utf-8")
+    };
+    let case = |h: &Held, nonce: &[u8; 32], description: String| ProofCase {
+        description,
+        custodian: party(h.custodian),
+        check_key: hx(&h.check_key),
+        shard_payload: hx(&h.payload),
+        challenge_content: challenge(nonce),
+        nonce: hx(nonce),
+        message_prefix: hx(&proof_prefix(&b.id, h.custodian, nonce)),
+        proof: hx(&h.proof(&b.id, nonce)),
+    };
+    let mut cases: Vec<ProofCase> = held
+        .iter()
+        .map(|h| {
+            case(
+                h,
+                &round_1,
+                format!(
+                    "{} answers round 1 (one challenge entry boxed to all five custodians, so one nonce)",
+                    CAST[h.custodian]
+                ),
+            )
+        })
+        .collect();
+    cases.push(case(
+        &held[0],
+        &round_2,
+        "bob answers round 2: the same shard payload, a fresh nonce, another proof".into(),
+    ));
+    out.insert(
+        "health/proofs.json".into(),
+        json(&HealthVector {
+            description: "Health checks on the backup of backup/recover_3_of_5.json (alice's; bob, carol, dave, erin \
+                and frank hold shards). Each shard_payload is the payload of alice's `shard` entry for that custodian \
+                as stored: an envelope from alice to the custodian alone holding the `shard` content of \
+                recover_3_of_5.json. check_key is the one in the custodian's signed inner shard and in alice's root. \
+                proof = HMAC-SHA-256(check_key, \"sherd/health-proof/v1\" || backup (32) || the custodian's ed25519 \
+                public key (32) || nonce (32) || shard_payload); message_prefix is that message up to the payload."
+                .into(),
+            owner: party(ALICE),
+            backup_id: hx(b.id.as_bytes()),
+            root_content: b.root_content.clone(),
+            cases,
+        }),
+    );
+
+    let mut fail = |name: &str,
+                    description: &str,
+                    h: &Held,
+                    nonce: &[u8; 32],
+                    payload: &[u8],
+                    proof: [u8; 32]| {
+        out.insert(
+            format!("health/fail_{name}.json"),
+            json(&HealthFail {
+                description: description.to_owned(),
+                owner: party(ALICE),
+                backup_id: hx(b.id.as_bytes()),
+                custodian: party(h.custodian),
+                check_key: hx(&h.check_key),
+                nonce: hx(nonce),
+                shard_payload: hx(payload),
+                proof: hx(&proof),
+                expected_error: "BadProof".into(),
+            }),
+        );
+    };
+    let bob = &held[0];
+    let good = bob.proof(&b.id, &round_1);
+    let mut flipped = bob.payload.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x01;
+    fail(
+        "tampered_payload",
+        "Bob's round-1 proof of proofs.json, checked against his shard payload with one bit of the last byte \
+         flipped: the proof covers every byte of the payload.",
+        bob,
+        &round_1,
+        &flipped,
+        good,
+    );
+    fail(
+        "truncated_payload",
+        "Bob's round-1 proof of proofs.json, checked against his shard payload without its last byte.",
+        bob,
+        &round_1,
+        &bob.payload[..last],
+        good,
+    );
+    fail(
+        "replayed_proof",
+        "Bob answers round 2 with his round-1 proof: a proof answers one nonce only.",
+        bob,
+        &round_2,
+        &bob.payload,
+        good,
+    );
+    fail(
+        "another_custodians_proof",
+        "Carol answers round 1 with bob's round-1 proof: the owner checks it with carol's check key, key and \
+         shard payload.",
+        &held[1],
+        &round_1,
+        &held[1].payload,
+        good,
+    );
+    let peer_id = [PEER_ID_PREFIX.as_slice(), &pk(BOB)].concat();
+    let with_peer_id = [
+        PROOF_DOMAIN,
+        b.id.as_bytes(),
+        &peer_id,
+        &round_1,
+        &bob.payload,
+    ]
+    .concat();
+    fail(
+        "peer_id_instead_of_key",
+        "Bob's round-1 proof computed over his 38-byte PeerId (00 24 08 01 12 20 || key) instead of his \
+         32-byte ed25519 public key.",
+        bob,
+        &round_1,
+        &bob.payload,
+        hmac_sha256(&bob.check_key, &with_peer_id),
+    );
+    let nonce_last = [
+        PROOF_DOMAIN,
+        b.id.as_bytes(),
+        &pk(BOB),
+        &bob.payload,
+        &round_1,
+    ]
+    .concat();
+    fail(
+        "nonce_after_payload",
+        "Bob's round-1 proof computed with the nonce after the shard payload instead of before it.",
+        bob,
+        &round_1,
+        &bob.payload,
+        hmac_sha256(&bob.check_key, &nonce_last),
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Identity.
 // ---------------------------------------------------------------------------
 
@@ -1702,7 +1991,10 @@ Directories: `identity/` keys and feed ids; `entry/` signed headers and the
 validation rules (`signature_valid` says whether the signature verifies under the
 key in the entry's own author field); `envelope/` the multi-recipient box;
 `sealed/` signed inner shards in sealed boxes; `backup/` a backup and its recovery
-from resealed shards (`expected` after each reply).
+from resealed shards (`expected` after each reply); `health/` health-check proofs,
+HMAC-SHA-256 under a custodian's check key over the backup, the custodian's 32-byte
+key, the challenge's nonce and the owner's `shard` entry payload (`fail_*`: proofs
+the owner refuses, `BadProof`).
 ";
 
 /// Every vector file: path relative to `protocol/tests/vectors` -> contents.
@@ -1716,5 +2008,6 @@ pub(crate) fn generate() -> BTreeMap<String, String> {
     envelope_vectors(&mut out);
     sealed_vectors(&mut out);
     backup_vectors(&mut out);
+    health_vectors(&mut out);
     out
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use sherd_api::CreateBackup;
 use sherd_api::test_hooks::TestFlood;
-use sherd_testnet::Testnet;
+use sherd_testnet::{Testnet, rss_kib};
 use tokio::time::Instant;
 
 use super::common::SECRET_LEN;
@@ -298,20 +298,6 @@ async fn blocked(
     .await?;
     s.add("blocks", 1);
     Ok(())
-}
-
-/// The resident memory of process `pid`, in KiB (`VmRSS` in
-/// `/proc/PID/status`).
-pub(super) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status =
-        std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS line in {path}"))
 }
 
 fn micros(d: Duration) -> u64 {

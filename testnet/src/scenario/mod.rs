@@ -165,7 +165,7 @@ pub(crate) struct AllReport {
 
 /// Where the narration goes.
 #[derive(Debug, Clone, Copy)]
-enum Out {
+pub(crate) enum Out {
     Stdout,
     Stderr,
 }
@@ -184,7 +184,7 @@ impl Out {
         }
     }
 
-    fn line(self, line: &str) {
+    pub(crate) fn line(self, line: &str) {
         self.write(&format!("{line}\n"));
     }
 }
@@ -306,11 +306,13 @@ impl Steps {
     }
 }
 
-fn millis(d: Duration) -> f64 {
+/// `d` in milliseconds, to 0.1 ms.
+pub(crate) fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-fn shown_ms(ms: f64) -> String {
+/// Milliseconds as a person reads them: `12.3 ms`, `4.56 s`.
+pub(crate) fn shown_ms(ms: f64) -> String {
     if ms < 1000.0 {
         format!("{ms:.1} ms")
     } else {
@@ -397,11 +399,30 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 /// Runs one scenario on a fresh testnet and cleans up after it, whatever
 /// happened; also says whether Ctrl-C or SIGTERM stopped it.
 async fn run_one(scenario: &Scenario, out: Out) -> (Report, Option<&'static str>) {
-    let started = Instant::now();
     out.line(&format!("scenario {}: {}", scenario.name, scenario.about));
+    let (report, _, stopped) = run_fresh(
+        scenario.name,
+        out,
+        async |net: &mut Testnet, s: &mut Steps| (scenario.run)(net, s).await,
+    )
+    .await;
+    (report, stopped)
+}
+
+/// Runs `body` through its steps on a fresh testnet, reported as `name`,
+/// narrated on `out`, and cleans up after it, whatever happened: every
+/// daemon stopped, the directory deleted. Returns its report, what `body`
+/// returned if it passed, and the signal (Ctrl-C, SIGTERM) that stopped it,
+/// if one did. Scenarios and the bench's measurements both run this way.
+pub(crate) async fn run_fresh<T>(
+    name: &str,
+    out: Out,
+    body: impl AsyncFnOnce(&mut Testnet, &mut Steps) -> Result<T, Failure>,
+) -> (Report, Option<T>, Option<&'static str>) {
+    let started = Instant::now();
     let mut steps = Steps::new(out);
     let mut report = Report {
-        scenario: scenario.name.to_owned(),
+        scenario: name.to_owned(),
         ok: false,
         steps: Vec::new(),
         counts: BTreeMap::new(),
@@ -416,12 +437,12 @@ async fn run_one(scenario: &Scenario, out: Out) -> (Report, Option<&'static str>
             report.failure = Some(steps.failure_report(None, failure));
             report.total_ms = millis(started.elapsed());
             say_result(out, &report);
-            return (report, None);
+            return (report, None, None);
         }
     };
     report.dir = Some(net.root().to_owned());
     let (outcome, stopped) = tokio::select! {
-        outcome = (scenario.run)(&mut net, &mut steps) => (outcome, None),
+        outcome = body(&mut net, &mut steps) => (outcome, None),
         signal = interrupted() => {
             let error = anyhow::anyhow!("interrupted by {signal}");
             (Err(Failure::from(error)), Some(signal))
@@ -429,7 +450,10 @@ async fn run_one(scenario: &Scenario, out: Out) -> (Report, Option<&'static str>
     };
     // A step cut short by a signal ends here, as failed.
     steps.close(false);
-    let mut failure = outcome.err().map(|f| steps.failure_report(Some(&net), f));
+    let (made, mut failure) = match outcome {
+        Ok(made) => (Some(made), None),
+        Err(f) => (None, Some(steps.failure_report(Some(&net), f))),
+    };
     if let Err(e) = net.close().await {
         let e = format!("cleaning up failed: {e}");
         match &mut failure {
@@ -451,7 +475,8 @@ async fn run_one(scenario: &Scenario, out: Out) -> (Report, Option<&'static str>
     report.counts = steps.counts;
     report.total_ms = millis(started.elapsed());
     say_result(out, &report);
-    (report, stopped)
+    let made = if report.ok { made } else { None };
+    (report, made, stopped)
 }
 
 /// The end of one scenario: its counts and verdict, and why it failed.

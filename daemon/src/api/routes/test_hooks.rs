@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use sherd_api::test_hooks::{
-    MAX_FLOOD_INVALID_ENTRIES, MAX_FLOOD_SYNC_REQUESTS, TestFlood, TestGossipDrop, TestPeer,
+    MAX_FILL_COUNT, MAX_FLOOD_INVALID_ENTRIES, MAX_FLOOD_SYNC_REQUESTS, TestFill, TestFlood,
+    TestGossipDrop, TestPeer,
 };
 
 use super::{AppState, JsonBody, parse_feed};
@@ -22,6 +23,7 @@ pub(super) fn routes<B: ControlBackend>(routes: Router<AppState<B>>) -> Router<A
         .route("/v1/test/unblock", post(unblock::<B>))
         .route("/v1/test/gossip-drop", post(gossip_drop::<B>))
         .route("/v1/test/flood", post(flood::<B>))
+        .route("/v1/test/fill", post(fill::<B>))
 }
 
 async fn block<B: ControlBackend>(
@@ -84,5 +86,19 @@ async fn flood<B: ControlBackend>(
         .backend
         .test_flood(peer, request.invalid_entries, request.sync_requests)
         .await?;
+    Ok(axum::Json(report))
+}
+
+async fn fill<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    JsonBody(request): JsonBody<TestFill>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !(1..=MAX_FILL_COUNT).contains(&request.count) {
+        return Err(ApiError::invalid(
+            "count",
+            format!("must be from 1 to {MAX_FILL_COUNT} (got {})", request.count),
+        ));
+    }
+    let report = state.backend.test_fill(request.count).await?;
     Ok(axum::Json(report))
 }
