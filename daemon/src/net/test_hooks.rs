@@ -39,6 +39,8 @@ pub const FLOOD_WINDOW: usize = 48;
 pub const FLOOD_LIMIT: Duration = Duration::from_secs(20);
 /// Addresses kept per peer for a redial after an unblock.
 const KNOWN_ADDRS: usize = 8;
+/// Peers whose addresses are kept for a redial after a test unblock.
+const KNOWN_PEERS: usize = 1024;
 
 /// A flood to run toward `victim`.
 #[derive(Debug, Clone)]
@@ -121,7 +123,11 @@ struct FloodRun {
 pub(super) struct Hooks {
     /// Peers blocked by a test command (misbehaviour blocks are kept apart).
     blocked: HashSet<PeerId>,
-    /// Dialable addresses of connected (and test-blocked) peers.
+    /// Dialable addresses of every peer met since the hooks were first used
+    /// (test runs are small). Kept after a disconnection: when two nodes
+    /// block each other, the first block closes the connection before the
+    /// second lands, and the node that blocks second must still know where
+    /// to redial at the heal.
     known_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     /// The fraction of incoming gossip to drop.
     gossip_drop: f64,
@@ -162,7 +168,7 @@ impl Hooks {
             return 0;
         }
         swarm.behaviour_mut().blocked.unblock_peer(peer);
-        let addrs = self.known_addrs.remove(&peer).unwrap_or_default();
+        let addrs = self.known_addrs.get(&peer).cloned().unwrap_or_default();
         let count = addrs.len();
         if count > 0 {
             let opts = DialOpts::peer_id(peer)
@@ -179,6 +185,11 @@ impl Hooks {
 
     /// Remembers addresses `peer` can be dialed at.
     pub(super) fn note_addrs(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
+        // Noted on every node (a test may block later), so bounded: a
+        // long-running node meets many peers and never unblocks one.
+        if self.known_addrs.len() >= KNOWN_PEERS && !self.known_addrs.contains_key(&peer) {
+            return;
+        }
         let known = self.known_addrs.entry(peer).or_default();
         for addr in addrs {
             if known.len() < KNOWN_ADDRS && !known.contains(&addr) {
@@ -187,11 +198,8 @@ impl Hooks {
         }
     }
 
-    /// The last connection to `peer` closed.
+    /// The last connection to `peer` closed (its addresses are kept).
     pub(super) fn on_disconnected(&mut self, peer: PeerId) {
-        if !self.blocked.contains(&peer) {
-            self.known_addrs.remove(&peer);
-        }
         if let Some(run) = self.flood.as_mut().filter(|r| r.peer == peer) {
             run.report.disconnected = true;
         }
