@@ -6,6 +6,10 @@
 //! a store-only catch-up (no network): one feed of 100k entries ingested in
 //! runs of 1000, timed per 10k, three times, to show whether the cost per
 //! entry grows with the feed's size.
+//!
+//! `cargo bench -p sherd-daemon --bench store -- erase_scrub` times erasing
+//! one payload (the deletion, then the scrub: a copy of the whole store
+//! renamed over it) in stores of 10k and 100k entries, five times each.
 
 use std::sync::Arc;
 
@@ -160,11 +164,56 @@ fn ingest_growth() {
     );
 }
 
+/// The cost of an erasure, which copies the store: per store size, five
+/// erasures of one payload each, and the store file's size.
+fn erase_scrub() {
+    const SIZES: [usize; 2] = [10_000, 100_000];
+    const ERASURES: usize = 5;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let peer = Keypair::from_seed(&[2; 32]);
+    for n in SIZES {
+        let entries = signed_feed(&peer, n, catch_up_payload);
+        let (dir, store, thread) = fresh_store();
+        let mut times = Vec::new();
+        rt.block_on(async {
+            for run in entries.chunks(1_000) {
+                store
+                    .ingest(peer.feed_id(), run.to_vec(), NOW)
+                    .await
+                    .expect("ingest");
+            }
+            for i in 0..ERASURES {
+                let id = entries[i * (n / ERASURES)].header.id();
+                let start = std::time::Instant::now();
+                let erased = store.erase_payloads(vec![id]).await.expect("erase");
+                times.push(start.elapsed().as_secs_f64());
+                assert_eq!(erased, 1);
+            }
+        });
+        let bytes = std::fs::metadata(dir.path().join("s.redb")).map_or(0, |m| m.len());
+        times.sort_by(f64::total_cmp);
+        let shown: Vec<String> = times.iter().map(|t| format!("{:.0}", t * 1000.0)).collect();
+        println!(
+            "erase one payload in a store of {n} entries ({:.1} MiB): median {:.0} ms (ms: {})",
+            bytes as f64 / (1024.0 * 1024.0),
+            times[ERASURES / 2] * 1000.0,
+            shown.join(" ")
+        );
+        drop(store);
+        thread.join();
+        drop(dir);
+    }
+}
+
 criterion_group!(benches, durable_append, ingest);
 
 fn main() {
     if std::env::args().any(|a| a == "ingest_growth") {
         ingest_growth();
+        return;
+    }
+    if std::env::args().any(|a| a == "erase_scrub") {
+        erase_scrub();
         return;
     }
     benches();
