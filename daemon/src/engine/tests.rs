@@ -1781,3 +1781,70 @@ async fn a_custodian_keeps_a_request_open_no_longer_than_its_own_limit() {
         .unwrap();
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_veto_forged_by_someone_other_than_the_owner_changes_nothing() {
+    let net = Net::new(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trustee = trustee_of(&net, dir.path()).await;
+    let created = net
+        .owner
+        .engine
+        .create_backup(emergency_spec(
+            net.feeds(),
+            trustee.key.feed_id(),
+            3600,
+            Release::Auto,
+        ))
+        .await
+        .unwrap();
+    wait_for_acks(&net.owner, &created.id, 3).await;
+    eventually("the trustee has its grant", || async {
+        records::grant(&trustee.store, &created.id).unwrap()
+    })
+    .await;
+    let (_, id, _) = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        wait_for_state(net.custodian(i), id, "waiting").await;
+    }
+    // Custodian 1 "vetoes" toward custodian 0: the content an owner would send.
+    let forged = Content::Deny(sherd_protocol::content::Deny {
+        version: V1,
+        request: id,
+        backup: created.id,
+        reason: Some("the owner says no".into()),
+    })
+    .to_json()
+    .unwrap();
+    let c1 = net.custodian(1);
+    let boxed = envelope::seal(
+        &mut os_rng(),
+        &c1.key.feed_id(),
+        &[net.custodian(0).key.feed_id()],
+        &forged,
+    )
+    .unwrap();
+    let forged_entry = c1
+        .store
+        .publish(PayloadKind::Boxed, boxed, crate::clock::now_ms())
+        .await
+        .unwrap()
+        .id();
+    let c0 = net.custodian(0);
+    let ignored = eventually("the forged veto is ignored", || {
+        let lines = audit(&c0.store);
+        async move { lines.into_iter().find(|l| l["event"] == "deny_ignored") }
+    })
+    .await;
+    assert_eq!(ignored["entry"], forged_entry.to_string());
+    assert_eq!(ignored["peer"], c1.key.feed_id().to_string());
+    let lines = audit(&c0.store);
+    assert!(audit_events(&lines, "owner_vetoed").is_empty(), "{lines:?}");
+    wait_for_state(c0, id, "waiting").await;
+    assert!(trustee.shutdown(LIMIT).await);
+    net.shutdown().await;
+}
