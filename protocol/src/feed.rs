@@ -139,6 +139,19 @@ impl Feed {
         run: &[(SignedHeader, Option<&[u8]>)],
         now_ms: u64,
     ) -> (usize, Option<EntryError>) {
+        self.append_run_checked(run, now_ms, None)
+    }
+
+    /// [`Feed::append_run`] with some signatures checked already: the
+    /// entries `checked` vouches for skip the signature check; the rest are
+    /// checked as usual. Everything else (author, seq, backlink, clock,
+    /// payload, forks) is checked here, against this feed's head.
+    pub fn append_run_checked(
+        &mut self,
+        run: &[(SignedHeader, Option<&[u8]>)],
+        now_ms: u64,
+        checked: Option<&CheckedSignatures>,
+    ) -> (usize, Option<EntryError>) {
         let mut head = self.head.as_ref();
         let mut cheap_ok = run.len();
         let mut first_error = None;
@@ -151,14 +164,18 @@ impl Feed {
             head = Some(entry);
         }
         let candidates = run.get(..cheap_ok).unwrap_or_default();
-        let verified = if batch_verify(&self.author, candidates) {
+        let vouched = checked
+            .map_or(0, |c| c.vouched(&self.author, candidates))
+            .min(cheap_ok);
+        let unchecked = candidates.get(vouched..).unwrap_or_default();
+        let verified = if batch_verify(&self.author, unchecked.iter().map(|(e, _)| e)) {
             cheap_ok
         } else {
             // Find the first bad signature; everything before it stands.
-            let bad = candidates
+            let bad = unchecked
                 .iter()
                 .position(|(e, _)| self.verify_signature(e).is_err())
-                .unwrap_or(cheap_ok);
+                .map_or(cheap_ok, |i| vouched + i);
             if bad < cheap_ok {
                 first_error = Some(EntryError::BadSignature);
             }
@@ -242,13 +259,17 @@ pub fn check_payload(entry: &SignedHeader, payload: &[u8]) -> Result<(), EntryEr
 /// order `R` can still pass a batch by chance; only the feed's own author can
 /// make one, and it gains nothing it could not get with a fork. PROTOCOL.md,
 /// "Batch verification".)
-fn batch_verify(author: &FeedId, run: &[(SignedHeader, Option<&[u8]>)]) -> bool {
-    if run.is_empty() {
+fn batch_verify<'a>(
+    author: &FeedId,
+    run: impl ExactSizeIterator<Item = &'a SignedHeader>,
+) -> bool {
+    if run.len() == 0 {
         return true;
     }
-    let mut messages = Vec::with_capacity(run.len());
-    let mut signatures = Vec::with_capacity(run.len());
-    for (entry, _) in run {
+    let n = run.len();
+    let mut messages = Vec::with_capacity(n);
+    let mut signatures = Vec::with_capacity(n);
+    for entry in run {
         let sig = entry.signature();
         if !r_is_canonical_and_large(&sig) {
             return false;
@@ -257,8 +278,75 @@ fn batch_verify(author: &FeedId, run: &[(SignedHeader, Option<&[u8]>)]) -> bool 
         signatures.push(ed25519_dalek::Signature::from_bytes(&sig));
     }
     let messages: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
-    let keys = vec![*author.verifying_key(); run.len()];
+    let keys = vec![*author.verifying_key(); n];
     ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
+/// The signatures of a run of one author's entries, checked apart from any
+/// feed state: the expensive half of validation, which needs no head and so
+/// can run on any thread, ahead of the chain checks
+/// ([`Feed::append_run_checked`]). Only [`CheckedSignatures::check`] makes
+/// one, and it names the entries it vouches for by id (the hash of the header
+/// and the signature), so it cannot vouch for other bytes.
+#[derive(Debug, Clone)]
+pub struct CheckedSignatures {
+    author: FeedId,
+    /// The ids of the leading entries whose signatures hold, in order.
+    ids: Vec<crate::ids::EntryId>,
+}
+
+impl CheckedSignatures {
+    /// Checks the signatures of `run` (one batch; on failure, one by one to
+    /// find the first bad one): the result vouches for the entries before it.
+    pub fn check(author: &FeedId, run: &[SignedHeader]) -> Self {
+        let good = if batch_verify(author, run.iter()) {
+            run.len()
+        } else {
+            run.iter()
+                .position(|e| {
+                    author
+                        .verify(&e.signed_message(), &e.signature())
+                        .is_err()
+                })
+                .unwrap_or(run.len())
+        };
+        Self {
+            author: *author,
+            ids: run.iter().take(good).map(SignedHeader::id).collect(),
+        }
+    }
+
+    /// How many leading entries it vouches for.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether it vouches for none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// How many leading entries of `run` it vouches for: `run` may start
+    /// anywhere in the run that was checked (its first entries may have been
+    /// held already), and must go on consecutively from there.
+    fn vouched(&self, author: &FeedId, run: &[(SignedHeader, Option<&[u8]>)]) -> usize {
+        if self.author != *author {
+            return 0;
+        }
+        let Some((first, _)) = run.first() else {
+            return 0;
+        };
+        let first = first.id();
+        let Some(start) = self.ids.iter().position(|id| *id == first) else {
+            return 0;
+        };
+        self.ids
+            .iter()
+            .skip(start)
+            .zip(run)
+            .take_while(|(id, (entry, _))| **id == entry.id())
+            .count()
+    }
 }
 
 /// The compressed encodings of the eight points of small order, sign bit cleared.
@@ -461,6 +549,48 @@ mod tests {
         // cheap pass stops at index 6 and the batch finds the signature at 5.
         assert_eq!(err, Some(EntryError::BadSignature));
         assert_eq!(feed.seq(), 5);
+    }
+
+    #[test]
+    fn signatures_checked_ahead_vouch_only_for_the_entries_they_checked() {
+        let kp = Keypair::from_seed(&[6; 32]);
+        let entries = chain(&kp, 10);
+        let headers: Vec<SignedHeader> = entries.iter().map(|(e, _)| e.clone()).collect();
+        let run: Vec<(SignedHeader, Option<&[u8]>)> = entries
+            .iter()
+            .map(|(e, p)| (e.clone(), Some(p.as_slice())))
+            .collect();
+        let checked = CheckedSignatures::check(&kp.feed_id(), &headers);
+        assert_eq!(checked.len(), 10);
+        let mut feed = Feed::new(kp.feed_id());
+        assert_eq!(feed.append_run_checked(&run, NOW, Some(&checked)), (10, None));
+
+        // The run may start later than the checked one (entries held already).
+        let mut feed = Feed::new(kp.feed_id());
+        assert_eq!(feed.append_run(&run[..4], NOW), (4, None));
+        assert_eq!(checked.vouched(&kp.feed_id(), &run[4..]), 6);
+        assert_eq!(feed.append_run_checked(&run[4..], NOW, Some(&checked)), (6, None));
+
+        // A bad signature: the check vouches for the entries before it only.
+        let mut bad = headers.clone();
+        let mut bytes = *bad[5].as_bytes();
+        bytes[150] ^= 1;
+        bad[5] = SignedHeader::decode(&bytes).unwrap();
+        assert_eq!(CheckedSignatures::check(&kp.feed_id(), &bad).len(), 5);
+
+        // A vouch for the good entries says nothing of altered ones: the
+        // altered entry 6 is checked here and refused.
+        let mut altered = run.clone();
+        altered[5].0 = bad[5].clone();
+        let mut feed = Feed::new(kp.feed_id());
+        let (n, err) = feed.append_run_checked(&altered, NOW, Some(&checked));
+        assert_eq!((n, err), (5, Some(EntryError::BadSignature)));
+
+        // Another author's check vouches for nothing.
+        let stranger = Keypair::from_seed(&[8; 32]);
+        let theirs = CheckedSignatures::check(&stranger.feed_id(), &headers);
+        assert!(theirs.is_empty());
+        assert_eq!(theirs.vouched(&kp.feed_id(), &run), 0);
     }
 
     #[test]

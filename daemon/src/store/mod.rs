@@ -10,7 +10,10 @@
 //!
 //! Every entry goes through [`sherd_protocol::feed::Feed`] validation inside
 //! the writer, against the committed head, so the store never holds an entry
-//! that does not verify, whatever raced to write it. Reads ([`Store::head`],
+//! that does not verify, whatever raced to write it. The signatures of an
+//! ingested run are checked before it reaches the writer, on another thread
+//! ([`Store::ingest`]); the writer takes them as checked only for the exact
+//! entries the check names (`CheckedSignatures`). Reads ([`Store::head`],
 //! [`Store::entries`], ...) run in their own MVCC read transactions on any
 //! thread and never wait for the writer.
 //!
@@ -33,7 +36,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
-use sherd_protocol::feed::{EntryError, ForkProof};
+use sherd_protocol::feed::{CheckedSignatures, EntryError, ForkProof};
 use sherd_protocol::{BackupId, EntryId, FeedId, Keypair, RequestId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -122,6 +125,8 @@ enum Command {
     Ingest {
         author: FeedId,
         run: Vec<IncomingEntry>,
+        /// The run's signatures, checked before it reached the writer.
+        checked: CheckedSignatures,
         now_ms: u64,
         reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
     },
@@ -271,15 +276,28 @@ impl Store {
 
     /// Validates a run of `author`'s entries against the committed head and
     /// appends the longest valid prefix; returns once it is committed.
+    ///
+    /// The signatures, the costly half of validation, are checked here, on a
+    /// blocking thread, before the run reaches the writer: the one writer
+    /// thread then only checks the chain against the head and commits, and
+    /// another run's signatures can be checked while it does.
     pub async fn ingest(
         &self,
         author: FeedId,
         run: Vec<IncomingEntry>,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
+        let (run, checked) = tokio::task::spawn_blocking(move || {
+            let headers: Vec<SignedHeader> = run.iter().map(|e| e.header.clone()).collect();
+            let checked = CheckedSignatures::check(&author, &headers);
+            (run, checked)
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("signature check task failed: {e}")))?;
         self.call(|reply| Command::Ingest {
             author,
             run,
+            checked,
             now_ms,
             reply,
         })

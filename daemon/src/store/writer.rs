@@ -15,7 +15,7 @@ use sherd_protocol::EntryId;
 
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
-use sherd_protocol::feed::{EntryError, Feed, ForkProof};
+use sherd_protocol::feed::{CheckedSignatures, EntryError, Feed, ForkProof};
 use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc};
 
@@ -266,10 +266,11 @@ fn apply(
         Command::Ingest {
             author,
             run,
+            checked,
             now_ms,
             reply,
         } => {
-            let result = ingest(t, &author, run, now_ms, committed)?;
+            let result = ingest(t, &author, run, &checked, now_ms, committed)?;
             finish(reply, Ok(result))
         }
         Command::Publish {
@@ -356,6 +357,7 @@ fn ingest(
     t: &mut Tables<'_>,
     author: &FeedId,
     run: Vec<IncomingEntry>,
+    checked: &CheckedSignatures,
     now_ms: u64,
     committed: &mut Vec<Committed>,
 ) -> Result<IngestOutcome, StoreError> {
@@ -427,7 +429,7 @@ fn ingest(
         .into_iter()
         .zip(payloads.iter().map(Option::as_deref))
         .collect();
-    let (appended, stopped_by) = feed.append_run(&pairs, now_ms);
+    let (appended, stopped_by) = feed.append_run_checked(&pairs, now_ms, Some(checked));
     if let Some(EntryError::Fork(proof)) = &stopped_by {
         t.forks
             .insert(author.as_bytes(), proof.encode().as_slice())
