@@ -259,10 +259,7 @@ pub fn check_payload(entry: &SignedHeader, payload: &[u8]) -> Result<(), EntryEr
 /// order `R` can still pass a batch by chance; only the feed's own author can
 /// make one, and it gains nothing it could not get with a fork. PROTOCOL.md,
 /// "Batch verification".)
-fn batch_verify<'a>(
-    author: &FeedId,
-    run: impl ExactSizeIterator<Item = &'a SignedHeader>,
-) -> bool {
+fn batch_verify<'a>(author: &FeedId, run: impl ExactSizeIterator<Item = &'a SignedHeader>) -> bool {
     if run.len() == 0 {
         return true;
     }
@@ -303,11 +300,7 @@ impl CheckedSignatures {
             run.len()
         } else {
             run.iter()
-                .position(|e| {
-                    author
-                        .verify(&e.signed_message(), &e.signature())
-                        .is_err()
-                })
+                .position(|e| author.verify(&e.signed_message(), &e.signature()).is_err())
                 .unwrap_or(run.len())
         };
         Self {
@@ -563,13 +556,19 @@ mod tests {
         let checked = CheckedSignatures::check(&kp.feed_id(), &headers);
         assert_eq!(checked.len(), 10);
         let mut feed = Feed::new(kp.feed_id());
-        assert_eq!(feed.append_run_checked(&run, NOW, Some(&checked)), (10, None));
+        assert_eq!(
+            feed.append_run_checked(&run, NOW, Some(&checked)),
+            (10, None)
+        );
 
         // The run may start later than the checked one (entries held already).
         let mut feed = Feed::new(kp.feed_id());
         assert_eq!(feed.append_run(&run[..4], NOW), (4, None));
         assert_eq!(checked.vouched(&kp.feed_id(), &run[4..]), 6);
-        assert_eq!(feed.append_run_checked(&run[4..], NOW, Some(&checked)), (6, None));
+        assert_eq!(
+            feed.append_run_checked(&run[4..], NOW, Some(&checked)),
+            (6, None)
+        );
 
         // A bad signature: the check vouches for the entries before it only.
         let mut bad = headers.clone();
