@@ -125,8 +125,9 @@ enum Command {
     Ingest {
         author: FeedId,
         run: Vec<IncomingEntry>,
-        /// The run's signatures, checked before it reached the writer.
-        checked: CheckedSignatures,
+        /// The run's signatures, checked before it reached the writer (boxed:
+        /// it holds the author's key, the largest field of any command).
+        checked: Box<CheckedSignatures>,
         now_ms: u64,
         reply: oneshot::Sender<Result<IngestOutcome, StoreError>>,
     },
@@ -289,7 +290,7 @@ impl Store {
     ) -> Result<IngestOutcome, StoreError> {
         let (run, checked) = tokio::task::spawn_blocking(move || {
             let headers: Vec<SignedHeader> = run.iter().map(|e| e.header.clone()).collect();
-            let checked = CheckedSignatures::check(&author, &headers);
+            let checked = Box::new(CheckedSignatures::check(&author, &headers));
             (run, checked)
         })
         .await
