@@ -51,6 +51,21 @@ impl<W: Write> Printer<W> {
             rows.push((if i == 0 { "listen" } else { "" }, addr.clone()));
         }
         rows.push(("peers", status.peers.to_string()));
+        let r = &status.received;
+        rows.push((
+            "received",
+            format!(
+                "gossip {} copies: {} dropped as duplicates, {} new, {} held; sync {}: {} new, \
+                 {} held",
+                r.gossip_messages,
+                r.gossip_duplicates,
+                r.gossip_appended,
+                r.gossip_held,
+                r.sync_entries,
+                r.sync_appended,
+                r.sync_held
+            ),
+        ));
         let feed_width = width(status.feeds.iter().map(|f| f.feed.as_str()));
         let seq_width = width(status.feeds.iter().map(|f| f.seq.to_string()));
         if status.feeds.is_empty() {
@@ -966,7 +981,7 @@ fn width<S: AsRef<str>>(items: impl Iterator<Item = S>) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use sherd_api::FeedStatus;
+    use sherd_api::{FeedStatus, Received};
 
     use super::*;
 
@@ -997,6 +1012,16 @@ mod tests {
                     seq: 1234,
                 },
             ],
+            received: Received {
+                gossip_messages: 40,
+                gossip_duplicates: 30,
+                gossip_entries: 10,
+                gossip_appended: 9,
+                gossip_held: 1,
+                sync_entries: 1200,
+                sync_appended: 1199,
+                sync_held: 1,
+            },
         }
     }
 
@@ -1005,13 +1030,14 @@ mod tests {
         assert_eq!(
             render(false, |p| p.status(&status())),
             "\
-feed     12D3KooWOwn
-version  0.1.0
-listen   /ip4/127.0.0.1/tcp/4001
-         /ip6/::1/tcp/4001
-peers    2
-feeds    12D3KooWOwn        seq    7  (this node)
-         12D3KooWAliceFeed  seq 1234  alice
+feed      12D3KooWOwn
+version   0.1.0
+listen    /ip4/127.0.0.1/tcp/4001
+          /ip6/::1/tcp/4001
+peers     2
+received  gossip 40 copies: 30 dropped as duplicates, 9 new, 1 held; sync 1200: 1199 new, 1 held
+feeds     12D3KooWOwn        seq    7  (this node)
+          12D3KooWAliceFeed  seq 1234  alice
 "
         );
     }

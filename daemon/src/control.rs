@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use libp2p::Multiaddr;
-use sherd_api::test_hooks::{TestFillReport, TestFloodReport};
+use sherd_api::test_hooks::{TestEntry, TestFillReport, TestFloodReport};
 use sherd_api::{
     AuditRecord, Backup, BackupCustodian, BackupPolicy, BackupRedeemed, BackupTrustee, Contact,
     Denial, Event, FeedStatus, Grant, HeldShard, Peer, RecoveredSecret, Recovery, RecoveryRequest,
@@ -21,7 +21,7 @@ use sherd_protocol::backup::{BackupError, BackupSpec};
 use sherd_protocol::content::{About, Content, Release, RequestKind, V1};
 use sherd_protocol::entry::PayloadKind;
 use sherd_protocol::secret::SecretMaterial;
-use sherd_protocol::{BackupId, FeedId, Keypair, RequestId};
+use sherd_protocol::{BackupId, EntryId, FeedId, Keypair, RequestId};
 use tokio::sync::broadcast;
 use zeroize::Zeroizing;
 
@@ -581,6 +581,20 @@ async fn forward_events(
     }
 }
 
+/// The network's counts of what it received, as the API shows them.
+fn received(r: crate::net::ReceivedStats) -> sherd_api::Received {
+    sherd_api::Received {
+        gossip_messages: r.gossip_messages,
+        gossip_duplicates: r.gossip_duplicates,
+        gossip_entries: r.gossip_entries,
+        gossip_appended: r.gossip_appended,
+        gossip_held: r.gossip_held,
+        sync_entries: r.sync_entries,
+        sync_appended: r.sync_appended,
+        sync_held: r.sync_held,
+    }
+}
+
 impl ControlBackend for NodeControl {
     async fn status(&self) -> Result<Status, ApiError> {
         let me = self.key.feed_id();
@@ -610,6 +624,7 @@ impl ControlBackend for NodeControl {
                 .collect(),
             peers: self.net.peers().await.map_err(unavailable)?.len(),
             feeds,
+            received: received(self.net.received()),
         })
     }
 
@@ -798,6 +813,9 @@ impl ControlBackend for NodeControl {
         Ok(records::held_shards(&self.store)
             .map_err(internal)?
             .into_iter()
+            // A revoked or redeemed shard's payload is erased: it is no
+            // longer held (its record stays, to refuse requests for it).
+            .filter(|(_, held)| held.revoked.is_none() && held.redeemed.is_none())
             .map(|(backup, held)| HeldShard {
                 backup: backup.to_string(),
                 owner: held.owner.to_string(),
@@ -990,6 +1008,19 @@ impl ControlBackend for NodeControl {
         Ok(TestFillReport {
             appended: count,
             head_seq,
+        })
+    }
+
+    async fn test_entry(&self, id: EntryId) -> Result<TestEntry, ApiError> {
+        let entry = self
+            .store
+            .entry(&id)
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("no entry {id} in this node's store")))?;
+        Ok(TestEntry {
+            payload_hex: entry
+                .payload
+                .map(|bytes| bytes.iter().map(|b| format!("{b:02x}")).collect()),
         })
     }
 }

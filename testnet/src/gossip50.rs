@@ -15,12 +15,21 @@
 //! same path (the store's announcement, the control API's event stream over
 //! its socket), so that path's delay mostly cancels out, and each time is
 //! the node's own, not a polling round's.
+//!
+//! Copies ([`Copies`]): every node's `received` counts in `GET /v1/status`
+//! are read before the publish and again once they stop moving after it;
+//! the differences, summed over the 49 receivers (n1 is left out: it
+//! publishes, it does not receive), give the unique deliveries (entries
+//! appended, each new to the node that appended it) and the duplicates
+//! (copies gossipsub's filter dropped, plus copies the store found it held,
+//! by gossip or sync). The duplicate ratio is duplicates / unique deliveries.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use sherd_api::{CreateBackup, Event, StreamItem};
+use serde::Serialize;
+use sherd_api::{CreateBackup, Event, Received, StreamItem};
 use sherd_testnet::Testnet;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -35,6 +44,12 @@ pub(crate) const NODES: usize = 50;
 pub(crate) const DIAL_N1: usize = 3;
 /// Bytes of the secret n1 backs up.
 const SECRET_LEN: usize = 32;
+/// How often the receivers' counts are read once 99% hold the head, until
+/// two readings in a row agree: longer than gossipsub's heartbeat (500 ms),
+/// after which a late copy (an IWANT answer) would arrive.
+const SETTLE_EVERY: Duration = Duration::from_millis(600);
+/// Readings of the counts at most, after the 99% point.
+const SETTLE_READINGS: usize = 10;
 
 /// The name of node `i`, from 0: `n1` for the publisher.
 pub(crate) fn name(i: usize) -> String {
@@ -85,6 +100,94 @@ pub(crate) struct Spread {
     /// Each node that stored it in time, with when: the publisher first, at
     /// zero, then in order of arrival.
     pub(crate) arrivals: Vec<(Duration, String)>,
+    /// The copies the receivers got, counted once they settled.
+    pub(crate) copies: Copies,
+}
+
+/// The copies of the publish that reached the 49 receivers, summed over
+/// them: the differences of their `received` counts (`GET /v1/status`)
+/// across the publish. Field names say what `sherd_api::Received` counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub(crate) struct Copies {
+    /// Receivers counted (every node but the publisher).
+    pub(crate) receivers: usize,
+    /// Unique deliveries: entries appended by the receivers, by gossip or
+    /// sync (each new to the node that appended it). Should be
+    /// `receivers` times the entries published.
+    pub(crate) unique: u64,
+    /// Gossip messages that arrived, every copy (gossipsub's count).
+    pub(crate) gossip_messages: u64,
+    /// Copies gossipsub's duplicate filter dropped before the node saw them.
+    pub(crate) gossipsub_duplicates: u64,
+    /// Gossiped copies that passed the filter, reached the store and were
+    /// held already.
+    pub(crate) store_held_gossip: u64,
+    /// Entries that arrived by sync.
+    pub(crate) sync_entries: u64,
+    /// Of those, held already.
+    pub(crate) store_held_sync: u64,
+    /// Copies gossipsub dropped at the publisher (its own entries coming
+    /// back); not in the ratio.
+    pub(crate) publisher_gossipsub_duplicates: u64,
+    /// When the counts were last read, from the moment 99% of the nodes
+    /// held the head.
+    pub(crate) settled_ms: f64,
+    /// Whether they had stopped moving then (two readings agreed); if not,
+    /// time ran out and more copies may have come.
+    pub(crate) settled: bool,
+}
+
+impl Copies {
+    /// Every duplicate: dropped by gossipsub, or held by the store.
+    pub(crate) fn duplicates(&self) -> u64 {
+        self.gossipsub_duplicates + self.store_held_gossip + self.store_held_sync
+    }
+
+    /// Duplicates / unique deliveries, and the same for gossipsub's and the
+    /// store's share; `None` if nothing was delivered (a daemon without the
+    /// counts).
+    pub(crate) fn ratios(&self) -> Option<(f64, f64, f64)> {
+        if self.unique == 0 {
+            return None;
+        }
+        let per = |n: u64| n as f64 / self.unique as f64;
+        Some((
+            per(self.duplicates()),
+            per(self.gossipsub_duplicates),
+            per(self.store_held_gossip + self.store_held_sync),
+        ))
+    }
+
+    /// The differences from `before` to `after`, publisher first in both,
+    /// read `at` after the 99% point (`settled`: the counts had stopped).
+    fn between(before: &[Received], after: &[Received], at: Duration, settled: bool) -> Self {
+        let d = |f: fn(&Received) -> u64, i: usize| {
+            let b = before.get(i).map_or(0, f);
+            after.get(i).map_or(0, f).saturating_sub(b)
+        };
+        let sum = |f: fn(&Received) -> u64| (1..after.len()).map(|i| d(f, i)).sum::<u64>();
+        Self {
+            receivers: after.len().saturating_sub(1),
+            unique: sum(|r| r.gossip_appended + r.sync_appended),
+            gossip_messages: sum(|r| r.gossip_messages),
+            gossipsub_duplicates: sum(|r| r.gossip_duplicates),
+            store_held_gossip: sum(|r| r.gossip_held),
+            sync_entries: sum(|r| r.sync_entries),
+            store_held_sync: sum(|r| r.sync_held),
+            publisher_gossipsub_duplicates: d(|r| r.gossip_duplicates, 0),
+            settled_ms: crate::scenario::millis(at),
+            settled,
+        }
+    }
+}
+
+/// Every node's `received` counts, the publisher first.
+async fn received(net: &Testnet) -> Result<Vec<Received>, Failure> {
+    let mut all = Vec::with_capacity(NODES);
+    for n in names() {
+        all.push(net.node(&n)?.client().status().await.on(&n)?.received);
+    }
+    Ok(all)
 }
 
 impl Spread {
@@ -111,7 +214,8 @@ enum Heard {
 
 /// n1 publishes (a 1-of-1 backup with n2), and every node's time to store
 /// its new head is taken from the event streams, until 99% of the nodes
-/// have it or `until` passes.
+/// have it or `until` passes; then the copies they received are counted,
+/// once the counts stop moving.
 pub(crate) async fn publish_and_time(net: &Testnet, until: Instant) -> Result<Spread, Failure> {
     let n1 = publisher();
     let feed = net.node(&n1)?.feed_id().to_owned();
@@ -124,6 +228,7 @@ pub(crate) async fn publish_and_time(net: &Testnet, until: Instant) -> Result<Sp
         listeners.spawn(listen(n, feed.clone(), stream, tx.clone()));
     }
     drop(tx);
+    let before = received(net).await?;
 
     let secret = flow::random_secret(SECRET_LEN)?;
     let request = CreateBackup {
@@ -142,6 +247,7 @@ pub(crate) async fn publish_and_time(net: &Testnet, until: Instant) -> Result<Sp
     let (want, _) = Spread {
         head,
         arrivals: Vec::new(),
+        copies: Copies::default(),
     }
     .reached(99);
     let mut first: BTreeMap<String, Instant> = BTreeMap::new();
@@ -200,7 +306,30 @@ pub(crate) async fn publish_and_time(net: &Testnet, until: Instant) -> Result<Sp
         .collect();
     // The publisher first, whatever the order its event came in.
     arrivals.sort_unstable_by_key(|(t, n)| (*n != n1, *t));
-    Ok(Spread { head, arrivals })
+
+    // Late copies (relayed by the last nodes, or answers to gossip's IWANT)
+    // still arrive after the 99% point: read until two readings agree.
+    let reached = Instant::now();
+    let mut last = received(net).await?;
+    let mut settled = false;
+    for _ in 0..SETTLE_READINGS {
+        if Instant::now() + SETTLE_EVERY > until {
+            break;
+        }
+        tokio::time::sleep(SETTLE_EVERY).await;
+        let now = received(net).await?;
+        settled = now == last;
+        last = now;
+        if settled {
+            break;
+        }
+    }
+    let copies = Copies::between(&before, &last, reached.elapsed(), settled);
+    Ok(Spread {
+        head,
+        arrivals,
+        copies,
+    })
 }
 
 /// Forwards what `node`'s event stream says of `feed`'s entries.

@@ -13,7 +13,7 @@ use serde_json::Value;
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// The scenarios `--all` runs, in order.
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 15] = [
     "happy-path",
     "lost-device",
     "offline-custodian",
@@ -21,6 +21,11 @@ const SCENARIOS: [&str; 10] = [
     "crash",
     "emergency-veto",
     "emergency-release",
+    "one-time",
+    "revoke",
+    "reshare",
+    "health-check",
+    "request-flood",
     "partition",
     "flood",
     "gossip-50",
@@ -169,8 +174,19 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
         );
 
         // Every scenario of a 3-of-5 backup but a vetoed one ends with the
-        // exact secret, from 3 valid shards.
-        if !["flood", "gossip-50"].contains(&name) {
+        // exact secret, from 3 valid shards; those of a 2-of-3 one that
+        // recover, from 2.
+        let two_of_three = ["revoke", "reshare", "health-check", "request-flood"];
+        if two_of_three.contains(&name) {
+            assert_eq!(count(report, "threshold"), 2, "{name}");
+            assert_eq!(count(report, "secret_bytes"), 32, "{name}");
+            assert_eq!(count(report, "acks"), 3, "{name}");
+            assert_eq!(count(report, "custodians"), 3, "{name}");
+            if ["reshare", "request-flood"].contains(&name) {
+                assert_eq!(count(report, "shards"), 2, "{name}");
+                assert_eq!(count(report, "rejected_shards"), 0, "{name}");
+            }
+        } else if !["flood", "gossip-50"].contains(&name) {
             assert_eq!(count(report, "threshold"), 3, "{name}");
             assert_eq!(count(report, "secret_bytes"), 32, "{name}");
             assert_eq!(count(report, "acks"), 5, "{name}");
@@ -204,6 +220,45 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
                 // closes, none before (checked by the scenario).
                 assert_eq!(count(report, "shards_released"), 5);
                 assert_eq!(count(report, "rejected_shards"), 0);
+            }
+            "one-time" => {
+                // Found on each custodian's disk before the redemption, in
+                // no file of it after: 5 shard payloads and 5 replies.
+                assert_eq!(count(report, "shard_payloads_found_before"), 5);
+                assert_eq!(count(report, "shards_released"), 5);
+                assert_eq!(count(report, "shards_erased"), 5);
+                assert_eq!(count(report, "payloads_erased"), 10);
+                assert_eq!(count(report, "owner_denials"), 5);
+                assert_eq!(count(report, "rejected_shards"), 0);
+                // Every reply is erased on the trustee, the late ones too.
+                assert_eq!(count(report, "trustee_replies_kept"), 0);
+            }
+            "revoke" => {
+                assert_eq!(count(report, "daemons"), 4);
+                assert_eq!(count(report, "shard_payloads_found_before"), 3);
+                assert_eq!(count(report, "pending"), 3);
+                assert_eq!(count(report, "erased"), 3);
+            }
+            "reshare" => {
+                assert_eq!(count(report, "daemons"), 5);
+                assert_eq!(count(report, "old_erased"), 3);
+                assert_eq!(count(report, "approvals"), 2);
+            }
+            "health-check" => {
+                assert_eq!(count(report, "daemons"), 4);
+                assert_eq!(count(report, "proved"), 3);
+                assert_eq!(count(report, "silent_reports"), 1);
+                assert_eq!(count(report, "restarts"), 1);
+                assert_eq!(count(report, "stops"), 1);
+                count(report, "silent_after_ms");
+                count(report, "back_after_ms");
+            }
+            "request-flood" => {
+                assert_eq!(count(report, "requests"), 5);
+                assert_eq!(count(report, "taken_per_custodian"), 3);
+                // 2 ignored by each of the 3 custodians.
+                assert_eq!(count(report, "rate_limited"), 6);
+                assert_eq!(count(report, "approvals"), 2);
             }
             "byzantine-custodian" => {
                 assert_eq!(count(report, "rejected_shards"), 1);
@@ -269,6 +324,10 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
                 // 99% of 50, rounded up: every node, each timed by its own
                 // event stream.
                 assert_eq!(count(report, "timed_nodes"), 50);
+                // Duplicates are counted against unique deliveries: each of
+                // the 49 receivers appended the 2 entries exactly once.
+                assert_eq!(count(report, "unique_deliveries"), 98);
+                assert!(report["counts"]["duplicate_ratio_permille"].is_u64());
                 assert!(count(report, "rss_sum_kib") > 0);
             }
             other => panic!("unexpected scenario {other}"),
@@ -277,7 +336,7 @@ fn every_scenario_passes_with_sane_counts_and_leaves_nothing_behind() {
     }
     // The narration went to stderr, with the closing table.
     assert!(
-        run.stderr.contains("ok: 10 of 10 scenarios passed"),
+        run.stderr.contains("ok: 15 of 15 scenarios passed"),
         "{run:#?}"
     );
     eprintln!(

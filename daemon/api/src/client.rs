@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 
 use crate::sse::{SseMessage, SseParser};
 use crate::test_hooks::{
-    TestFill, TestFillReport, TestFlood, TestFloodReport, TestGossipDrop, TestPeer,
+    TestEntry, TestFill, TestFillReport, TestFlood, TestFloodReport, TestGossipDrop, TestPeer,
 };
 use crate::types::{
     AddContact, AuditQuery, AuditRecord, Backup, ConnectRequest, Contact, CreateBackup,
@@ -211,7 +211,8 @@ impl Client {
         self.get("/v1/grants").await
     }
 
-    /// `GET /v1/shards`: shards this node holds for others.
+    /// `GET /v1/shards`: shards this node holds for others (not those
+    /// erased on revocation or redemption).
     pub async fn shards(&self) -> Result<Vec<HeldShard>, ClientError> {
         self.get("/v1/shards").await
     }
@@ -425,6 +426,14 @@ impl Client {
             .send_json(Method::POST, "/v1/test/fill", &TestFill { count })
             .await?;
         decode("/v1/test/fill", &raw.body)
+    }
+
+    /// TEST ONLY, `GET /v1/test/entry/{id}`: the payload of entry `id` as
+    /// the node stores it (`None` once erased); 404 if it stores no such
+    /// entry.
+    pub async fn test_entry(&self, id: &str) -> Result<TestEntry, ClientError> {
+        self.get(&format!("/v1/test/entry/{}", encode_segment(id)))
+            .await
     }
 
     /// Sends any request and returns the answer unparsed; a non-2xx answer

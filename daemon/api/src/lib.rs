@@ -52,7 +52,7 @@ pub use types::{
     BackupCustodian, BackupPolicy, BackupRedeemed, BackupTrustee, CONTACT_NAME_MAX_CHARS,
     ConnectRequest, Contact, CreateBackup, DEFAULT_VETO_DELAY_SECS, DecideRequest, Denial,
     ErrorBody, Event, FeedStatus, Grant, HeldShard, Lagged, MAX_BODY_BYTES, Peer, REASON_MAX_BYTES,
-    RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, Reshared, SetAutoApprove,
+    Received, RecoveredSecret, Recovery, RecoveryRequest, RejectedShard, Reshared, SetAutoApprove,
     StartRecovery, Status, code,
 };
 

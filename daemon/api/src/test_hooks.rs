@@ -10,10 +10,13 @@
 //! | `POST /v1/test/gossip-drop` | [`TestGossipDrop`] | 204 |
 //! | `POST /v1/test/flood` | [`TestFlood`] | 200 [`TestFloodReport`] |
 //! | `POST /v1/test/fill` | [`TestFill`] | 200 [`TestFillReport`] |
+//! | `GET /v1/test/entry/{id}` | | 200 [`TestEntry`] |
 //!
 //! They exist for the testnet's scenarios and benches: a network partition
 //! seen from one node (block, unblock), lossy gossip (gossip-drop), a node
-//! that misbehaves toward a peer (flood), and a long feed made fast (fill).
+//! that misbehaves toward a peer (flood), a long feed made fast (fill), and
+//! the bytes of a stored payload, to look for on disk once it is erased
+//! (entry).
 
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +110,16 @@ pub struct TestFillReport {
     pub head_seq: u64,
 }
 
+/// `GET /v1/test/entry/{id}`: the payload of the entry `id` (an entry id,
+/// 64 hex characters) as this node stores it. 404 (`not_found`) if the
+/// store holds no such entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestEntry {
+    /// The payload's bytes, lowercase hex, exactly as stored (for a boxed
+    /// entry, the envelope); `None` (`null`) once the payload is erased.
+    pub payload_hex: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +143,14 @@ mod tests {
         assert_eq!(fill, TestFill { count: 7 });
         assert!(serde_json::from_str::<TestFill>(r#"{"count":7,"size":1}"#).is_err());
         assert!(serde_json::from_str::<TestFill>("{}").is_err());
+        let erased: TestEntry = serde_json::from_str(r#"{"payload_hex":null}"#).unwrap();
+        assert_eq!(erased, TestEntry { payload_hex: None });
+        assert_eq!(
+            serde_json::to_string(&TestEntry {
+                payload_hex: Some("00ff".into())
+            })
+            .unwrap(),
+            r#"{"payload_hex":"00ff"}"#
+        );
     }
 }

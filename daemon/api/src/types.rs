@@ -34,6 +34,43 @@ pub struct Status {
     pub peers: usize,
     /// The feeds the node replicates: its own and its contacts'.
     pub feeds: Vec<FeedStatus>,
+    /// What the node received from peers since it started, copies counted.
+    /// All zero from a daemon that predates it.
+    #[serde(default)]
+    pub received: Received,
+}
+
+/// Entries a node received from peers since it started, in [`Status`]: every
+/// copy, and how many were copies of what it had already.
+///
+/// A gossiped entry travels as one gossipsub message whose id is the entry
+/// id. Copies are caught twice: gossipsub's duplicate filter drops a message
+/// it has seen (within a minute) before the node looks at it
+/// (`gossip_duplicates`); the store then skips an entry it holds already,
+/// however it came (`gossip_held`, `sync_held`). The two do not overlap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Received {
+    /// Gossip messages that arrived, on any topic, every copy counted
+    /// (gossipsub's count before its duplicate filter; it counts the first
+    /// 300 topics it meets).
+    pub gossip_messages: u64,
+    /// Of those, the copies gossipsub's duplicate filter dropped as seen.
+    pub gossip_duplicates: u64,
+    /// Gossiped entries of followed feeds offered to the store (past the
+    /// filter).
+    pub gossip_entries: u64,
+    /// Of those, the ones appended (new to the node).
+    pub gossip_appended: u64,
+    /// Of those, the ones the store held already (a seq at or below the
+    /// head, the same entry).
+    pub gossip_held: u64,
+    /// Entries that arrived in sync responses.
+    pub sync_entries: u64,
+    /// Of those, the ones appended.
+    pub sync_appended: u64,
+    /// Of those, the ones the store held already.
+    pub sync_held: u64,
 }
 
 /// One replicated feed in [`Status`].
@@ -379,6 +416,15 @@ mod tests {
     }
 
     #[test]
+    fn a_status_without_the_received_counts_still_parses() {
+        let old = r#"{"feed_id":"F","version":"0.1.0","listen":[],"peers":0,"feeds":[]}"#;
+        let status: Status = serde_json::from_str(old).unwrap();
+        assert_eq!(status.received, Received::default());
+        let partial: Received = serde_json::from_str(r#"{"gossip_messages":3}"#).unwrap();
+        assert_eq!((partial.gossip_messages, partial.sync_held), (3, 0));
+    }
+
+    #[test]
     fn requests_refuse_unknown_fields() {
         let err = serde_json::from_str::<AddContact>(r#"{"feed":"F","name":"a","admin":true}"#)
             .unwrap_err();
@@ -563,7 +609,10 @@ pub struct BackupCustodian {
     pub silent_since_ms: Option<u64>,
 }
 
-/// `GET /v1/shards`: a shard this node holds for someone else.
+/// `GET /v1/shards`: a shard this node holds for someone else. A shard whose
+/// payload was erased (its backup revoked by the owner, or a one-time backup
+/// redeemed by a trustee) is no longer held and not listed; the audit log
+/// says when it was erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeldShard {
     /// The backup it belongs to.

@@ -29,12 +29,12 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sherd_api::test_hooks::{TestFillReport, TestFloodReport};
+use sherd_api::test_hooks::{TestEntry, TestFillReport, TestFloodReport};
 use sherd_api::{
     AuditRecord, Backup, Contact, ErrorBody, Event, HeldShard, Peer, RecoveredSecret, Recovery,
     RecoveryRequest, Status, code,
 };
-use sherd_protocol::{BackupId, FeedId, RequestId};
+use sherd_protocol::{BackupId, EntryId, FeedId, RequestId};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, watch};
 use zeroize::Zeroizing;
@@ -246,6 +246,11 @@ pub trait ControlBackend: Send + Sync + 'static {
         &self,
         _count: u32,
     ) -> impl Future<Output = Result<TestFillReport, ApiError>> + Send {
+        async { Err(no_test_hooks()) }
+    }
+    /// TEST ONLY, `GET /v1/test/entry/{id}`: the stored payload of entry
+    /// `id` (`None` once erased); [`ApiError::NotFound`] if not stored.
+    fn test_entry(&self, _id: EntryId) -> impl Future<Output = Result<TestEntry, ApiError>> + Send {
         async { Err(no_test_hooks()) }
     }
 }

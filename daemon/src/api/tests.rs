@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use sherd_api::test_hooks::{TestFillReport, TestFlood, TestFloodReport};
+use sherd_api::test_hooks::{TestEntry, TestFillReport, TestFlood, TestFloodReport};
 use sherd_api::{
     AuditQuery, AuditRecord, Client, ClientError, Contact, Event, FeedStatus, Peer, SOCKET_NAME,
     Status, StreamItem,
@@ -85,6 +85,7 @@ impl ControlBackend for Mock {
                 name: None,
                 seq: 7,
             }],
+            received: sherd_api::Received::default(),
         })
     }
 
@@ -305,6 +306,15 @@ impl ControlBackend for Mock {
         Ok(TestFillReport {
             appended: count,
             head_seq: u64::from(count),
+        })
+    }
+
+    async fn test_entry(&self, id: sherd_protocol::EntryId) -> Result<TestEntry, ApiError> {
+        self.call(format!("test_entry {id}"))?;
+        // An entry id of all zeros stands for an erased payload.
+        let erased = id.to_string().bytes().all(|b| b == b'0');
+        Ok(TestEntry {
+            payload_hex: (!erased).then(|| "00ff".to_owned()),
         })
     }
 }
@@ -1094,6 +1104,21 @@ async fn the_test_routes_do_not_exist_without_test_hooks() {
             matches!(err, ClientError::Api { status: 404, .. }),
             "{err:?}"
         );
+        let entry = "ab".repeat(32);
+        let path = format!("/v1/test/entry/{entry}");
+        h.assert_refused(
+            "GET",
+            &path,
+            "",
+            (404, "not_found"),
+            &format!("no route {path}"),
+        )
+        .await;
+        let err = h.client.test_entry(&entry).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Api { status: 404, .. }),
+            "{err:?}"
+        );
         assert!(h.mock.calls().is_empty(), "{:?}", h.mock.calls());
         h.stop().await.unwrap();
     })
@@ -1186,6 +1211,22 @@ async fn the_test_routes_validate_their_input_then_reach_the_backend() {
             "GET is not allowed on /v1/test/block",
         )
         .await;
+        for (id, message) in [
+            ("nope", "invalid id: not an entry id"),
+            (&"ab".repeat(31), "invalid id: not an entry id"),
+            (&"AB".repeat(32), "invalid id: not an entry id"),
+        ] {
+            h.assert_refused("GET", &format!("/v1/test/entry/{id}"), "", bad, message)
+                .await;
+        }
+        h.assert_refused(
+            "POST",
+            &format!("/v1/test/entry/{}", "ab".repeat(32)),
+            "{}",
+            (405, "method_not_allowed"),
+            "POST is not allowed on /v1/test/entry/",
+        )
+        .await;
         assert!(h.mock.calls().is_empty(), "{:?}", h.mock.calls());
 
         let c = &h.client;
@@ -1204,6 +1245,10 @@ async fn the_test_routes_validate_their_input_then_reach_the_backend() {
         assert_eq!((report.invalid_entries, report.sync_requests), (20, 3));
         let filled = c.test_fill(1_000_000).await.unwrap();
         assert_eq!((filled.appended, filled.head_seq), (1_000_000, 1_000_000));
+        let stored = c.test_entry(&"ab".repeat(32)).await.unwrap();
+        assert_eq!(stored.payload_hex.as_deref(), Some("00ff"));
+        let erased = c.test_entry(&"0".repeat(64)).await.unwrap();
+        assert_eq!(erased.payload_hex, None);
         assert_eq!(
             h.mock.calls(),
             vec![
@@ -1213,6 +1258,8 @@ async fn the_test_routes_validate_their_input_then_reach_the_backend() {
                 "test_gossip_drop 1".into(),
                 format!("test_flood {peer} 20 3"),
                 "test_fill 1000000".into(),
+                format!("test_entry {}", "ab".repeat(32)),
+                format!("test_entry {}", "0".repeat(64)),
             ]
         );
         h.stop().await.unwrap();

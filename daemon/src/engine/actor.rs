@@ -188,6 +188,7 @@ impl Engine {
         // the erasure.
         let mut erased = revoke::revoked_shards(self)?;
         erased.extend(redeem::redeemed_entries(self)?);
+        erased.extend(revoke::ended_backup_shards(self)?);
         revoke::erase(self, &erased).await;
         self.catch_up_all().await;
         Ok(())

@@ -149,6 +149,10 @@ pub(super) async fn create_backup(
             ))
     });
     let trustee_count = trustees.len();
+    let old_shards: Vec<_> = replaced
+        .iter()
+        .flat_map(|(_, old)| old.custodians.iter().map(|c| c.shard))
+        .collect();
     let published = engine
         .commit(None, publish, move |published: &[SignedHeader]| {
             let ids: Vec<_> = published.iter().map(SignedHeader::id).collect();
@@ -232,6 +236,9 @@ pub(super) async fn create_backup(
     engine.follow(follows).await;
     // Its first health check round is a deadline now.
     engine.deadlines_changed();
+    // A re-share: our copies of the old custodians' sealed shards go, as on
+    // any revocation.
+    super::revoke::erase(engine, &old_shards).await;
     engine.emit(EngineEvent::BackupCreated {
         backup: id,
         custodians: custodians.len(),

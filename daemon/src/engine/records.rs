@@ -346,6 +346,11 @@ pub struct RecoveryRecord {
     pub denied: Vec<(FeedId, Option<String>)>,
     /// Where it stands.
     pub state: RecoveryState,
+    /// Entries that carried a shard this recovery did not need (it had
+    /// ended, or held one from that custodian already): their payloads are
+    /// erased, like the shards of a delivered recovery.
+    #[serde(default)]
+    pub surplus: Vec<EntryId>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(

@@ -235,9 +235,11 @@ async fn take_shard(
             .entry(item.id)
     };
     if record.state != RecoveryState::Collecting {
-        let line = line("shard_ignored", Outcome::Ignored)
-            .reason(format!("the recovery is {} already", record.state.name()));
-        return engine.commit_audit(item, line).await;
+        let line = line("shard_ignored", Outcome::Ignored).reason(format!(
+            "the recovery is {} already; erased",
+            record.state.name()
+        ));
+        return surplus(engine, item, backup, record, line).await;
     }
     let taken = live(engine, backup, &record)
         .add_sealed(&custodian, sealed)
@@ -287,8 +289,8 @@ async fn take_shard(
         }
         Err(Rejected::Duplicate) => {
             let line = line("shard_ignored", Outcome::Ignored)
-                .reason("a shard from this custodian is in already");
-            return engine.commit_audit(item, line).await;
+                .reason("a shard from this custodian is in already; erased");
+            return surplus(engine, item, backup, record, line).await;
         }
         Err(rejected) => {
             let reason = rejected.to_string();
@@ -324,6 +326,30 @@ async fn take_shard(
         return Err(e.into());
     }
     engine.emit(event);
+    Ok(())
+}
+
+/// A shard the recovery does not need (it arrived late, or twice): noted in
+/// the record, then its payload erased, so that a late reply cannot rebuild
+/// the secret again (a one-time backup, 2 of 5: three late replies would).
+/// Start erases the noted ones again, for a stop in between.
+async fn surplus(
+    engine: &mut Engine,
+    item: &Item,
+    backup: BackupId,
+    mut record: RecoveryRecord,
+    line: AuditLine,
+) -> Result<(), EngineError> {
+    record.surplus.push(item.id);
+    engine
+        .commit(Some(item), Vec::new(), move |_| {
+            vec![
+                recovery_update(backup, &record),
+                EngineUpdate::Audit(line.to_json()),
+            ]
+        })
+        .await?;
+    erase_shards(engine, &[item.id]).await;
     Ok(())
 }
 
@@ -492,13 +518,20 @@ pub(super) fn follows_on_start(engine: &Engine) -> Result<Vec<FeedId>, EngineErr
     Ok(follows)
 }
 
-/// Entries whose payloads must be gone: the shards of delivered recoveries.
+/// Entries whose payloads must be gone: the shards of delivered recoveries,
+/// and the surplus shards of any.
 pub(super) fn delivered_shards(
     engine: &Engine,
 ) -> Result<Vec<sherd_protocol::EntryId>, EngineError> {
     Ok(records::recoveries(&engine.store)?
         .into_iter()
-        .filter(|(_, r)| matches!(r.state, RecoveryState::Delivered { .. }))
-        .flat_map(|(_, r)| r.shards.into_iter().map(|s| s.entry))
+        .flat_map(|(_, r)| {
+            let delivered = matches!(r.state, RecoveryState::Delivered { .. });
+            r.shards
+                .into_iter()
+                .filter(move |_| delivered)
+                .map(|s| s.entry)
+                .chain(r.surplus)
+        })
         .collect())
 }

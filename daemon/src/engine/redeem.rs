@@ -238,6 +238,7 @@ async fn at_owner(
         .entry(item.id)
         .request(redeemed.request)
         .reason("a trustee used its one-time access; the custodians erase their shards");
+    let shards: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
     engine
         .commit(Some(item), Vec::new(), move |_| {
             vec![
@@ -249,6 +250,9 @@ async fn at_owner(
             ]
         })
         .await?;
+    // Our copies of the custodians' sealed shards go too: we would
+    // otherwise go on serving them to whoever syncs our feed.
+    super::revoke::erase(engine, &shards).await;
     tracing::info!(%backup, %trustee, "engine: our one-time backup was redeemed");
     Ok(())
 }

@@ -188,6 +188,7 @@ pub(super) fn new_recovery(
         rejected: Vec::new(),
         denied: Vec::new(),
         state: RecoveryState::Collecting,
+        surplus: Vec::new(),
     }
 }
 

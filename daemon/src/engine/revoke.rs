@@ -38,6 +38,7 @@ pub(super) async fn revoke(
         return Err(EngineError::AlreadyRevoked(backup));
     }
     let custodians: Vec<FeedId> = record.custodians.iter().map(|c| c.feed).collect();
+    let record_shards: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
     let publish = boxed_to(
         engine,
         &custodians,
@@ -65,6 +66,9 @@ pub(super) async fn revoke(
             ]
         })
         .await?;
+    // Our copies go too: we would otherwise go on serving every custodian's
+    // sealed shard to whoever syncs our feed.
+    erase(engine, &record_shards).await;
     tracing::info!(%backup, "engine: backup revoked");
     records::backup(&engine.store, &backup)?
         .ok_or_else(|| EngineError::Missing(format!("backup {backup} revoked but not recorded")))
@@ -199,6 +203,16 @@ pub(super) async fn erase(engine: &Engine, entries: &[EntryId]) {
     if let Err(e) = engine.store.erase_payloads(entries.to_vec()).await {
         tracing::warn!(error = %e, "engine: cannot erase revoked shards; will retry on start");
     }
+}
+
+/// On the owner: the `shard` entries of our backups that ended (revoked,
+/// re-shared or redeemed), erased again on every start.
+pub(super) fn ended_backup_shards(engine: &Engine) -> Result<Vec<EntryId>, EngineError> {
+    Ok(records::backups(&engine.store)?
+        .into_iter()
+        .filter(|(_, r)| r.revoked.is_some() || r.redeemed.is_some())
+        .flat_map(|(_, r)| r.custodians.into_iter().map(|c| c.shard))
+        .collect())
 }
 
 /// The shard entries of revoked backups (erased again on every start).

@@ -1523,11 +1523,17 @@ async fn a_one_time_backup_is_redeemed_once_and_erased_from_every_custodian_stor
         .await;
         let held = records::held_shard(&node.store, &created.id).unwrap();
         assert!(held.unwrap().redeemed.is_some());
-        assert_eq!(
-            crate::store::files_containing(net.dirs[i + 1].path(), bytes),
-            Vec::<std::path::PathBuf>::new(),
-            "custodian {i}: the shard's bytes are in no file of its data dir"
-        );
+        // Readers see the deletion as soon as it commits; the scrub that
+        // rewrites the file follows it, before the erasure is acknowledged.
+        eventually(
+            "the shard's bytes are in no file of its data dir",
+            || async {
+                crate::store::files_containing(net.dirs[i + 1].path(), bytes)
+                    .is_empty()
+                    .then_some(())
+            },
+        )
+        .await;
         // What it released to the trustee is erased too.
         for (_, rid, r) in records::requests(&node.store).unwrap() {
             if let records::RequestState::Released { entry, .. } = r.state {
@@ -1543,6 +1549,33 @@ async fn a_one_time_backup_is_redeemed_once_and_erased_from_every_custodian_stor
             .and_then(|r| r.redeemed)
     })
     .await;
+    // Nor does the owner keep (and serve) its copies of the sealed shards,
+    // and the trustee keeps none of the replies, late ones included.
+    for (i, bytes) in sealed.iter().enumerate() {
+        eventually("the owner erased its copy, from every file", || async {
+            let entry = net.owner.store.entry(&record.custodians[i].shard).unwrap();
+            let gone = entry.expect("header kept").payload.is_none()
+                && crate::store::files_containing(net.dirs[0].path(), bytes).is_empty();
+            gone.then_some(())
+        })
+        .await;
+        let released = records::requests(&net.custodian(i).store)
+            .unwrap()
+            .into_iter()
+            .find_map(|(_, _, r)| match r.state {
+                records::RequestState::Released { entry, .. } => Some(entry),
+                _ => None,
+            })
+            .expect("every custodian released (auto, no window)");
+        eventually("the trustee erased the reply", || async {
+            let reply = trustee.store.entry(&released).unwrap();
+            reply
+                .map(|e| e.payload.is_none())
+                .unwrap_or(false)
+                .then_some(())
+        })
+        .await;
+    }
     assert_eq!(owner_record.by, trustee.key.feed_id());
     assert_eq!(owner_record.request, id);
 

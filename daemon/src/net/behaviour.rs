@@ -8,6 +8,7 @@ use libp2p::{
     allow_block_list, connection_limits, gossipsub, identify, identity, mdns, ping,
     request_response,
 };
+use prometheus_client::registry::Registry;
 use sherd_protocol::entry::{MAX_PAYLOAD_LEN, SIGNED_HEADER_LEN};
 
 use super::sync::{PROTOCOL, SyncCodec};
@@ -36,7 +37,13 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub(super) fn new(key: &identity::Keypair, config: &NetworkConfig) -> Result<Self, String> {
+    /// The behaviour of the node `key`; gossipsub registers its metrics
+    /// (among them the copies its duplicate filter drops) in `metrics`.
+    pub(super) fn new(
+        key: &identity::Keypair,
+        config: &NetworkConfig,
+        metrics: &mut Registry,
+    ) -> Result<Self, String> {
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
             .with_max_established_per_peer(Some(2))
@@ -54,7 +61,8 @@ impl Behaviour {
         // Entries carry their authors' signatures; gossipsub's own signing
         // would only add bytes (and tie messages to forwarders).
         let mut gossipsub =
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?;
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_config)?
+                .with_metrics(metrics, gossipsub::MetricsConfig::default());
         gossipsub.with_peer_score(
             gossipsub::PeerScoreParams::default(),
             gossipsub::PeerScoreThresholds::default(),

@@ -16,9 +16,11 @@ mod behaviour;
 pub mod gossip;
 mod misbehaviour;
 mod service;
+mod stats;
 pub mod sync;
 pub mod test_hooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -26,6 +28,7 @@ use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+pub use self::stats::ReceivedStats;
 use crate::store::Store;
 
 /// What the network needs to know.
@@ -136,6 +139,7 @@ pub fn peer_id(feed: &FeedId) -> PeerId {
 pub struct NetworkHandle {
     commands: mpsc::Sender<NetCommand>,
     events: broadcast::Sender<NetEvent>,
+    counters: Arc<stats::Counters>,
 }
 
 impl NetworkHandle {
@@ -217,6 +221,13 @@ impl NetworkHandle {
         rx.await.map_err(|_| NetError::Closed)?
     }
 
+    /// What arrived from peers since the start, copies counted (read from
+    /// counters, without a round trip to the network actor; still counted
+    /// after it stops).
+    pub fn received(&self) -> ReceivedStats {
+        self.counters.snapshot()
+    }
+
     /// What the network reports from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<NetEvent> {
         self.events.subscribe()
@@ -240,8 +251,16 @@ pub fn spawn(
     let (commands, rx) = mpsc::channel(256);
     let (events, _) = broadcast::channel(1024);
     let service = service::Service::new(me, store, config, follows, rx, events.clone())?;
+    let counters = service.counters();
     let task = tokio::spawn(service.run());
-    Ok((NetworkHandle { commands, events }, task))
+    Ok((
+        NetworkHandle {
+            commands,
+            events,
+            counters,
+        },
+        task,
+    ))
 }
 
 #[cfg(test)]

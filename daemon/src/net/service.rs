@@ -7,6 +7,7 @@
 //! the loop never waits on the disk.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -15,6 +16,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, identity, mdns, noise, tcp, yamux};
+use prometheus_client::registry::Registry;
 use sherd_protocol::entry::SignedHeader;
 use sherd_protocol::feed::EntryError;
 use sherd_protocol::{FeedId, Keypair};
@@ -22,6 +24,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::misbehaviour::{Misbehaviour, SyncBudget};
+use super::stats::{Counters, GOSSIPSUB_PREFIX, GossipOutcome};
 use super::sync::{
     MAX_ENTRIES_PER_RESPONSE, MAX_RESPONSE_BYTES, SyncRequest, SyncResponse, WireEntry,
 };
@@ -113,6 +116,8 @@ pub(super) struct Service {
     sync_budget: SyncBudget,
     /// Test hooks' state: inert unless a test command arrives.
     hooks: Hooks,
+    /// What arrived from peers, copies counted; read by the handle too.
+    counters: Arc<Counters>,
 }
 
 /// Whether a refusal proves that the sender did not validate what it sent
@@ -141,6 +146,7 @@ impl Service {
         let key = identity::Keypair::ed25519_from_bytes(&mut seed[..])
             .map_err(|e| NetError::Setup(format!("node key: {e}")))?;
         let behaviour_config = config.clone();
+        let mut metrics = Registry::with_prefix(GOSSIPSUB_PREFIX);
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -150,7 +156,7 @@ impl Service {
             )
             .map_err(|e| NetError::Setup(format!("transport: {e}")))?
             .with_behaviour(|key| {
-                Behaviour::new(key, &behaviour_config)
+                Behaviour::new(key, &behaviour_config, &mut metrics)
                     .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
             })
             .map_err(|e| NetError::Setup(e.to_string()))?
@@ -201,7 +207,13 @@ impl Service {
             misbehaviour: Misbehaviour::default(),
             sync_budget: SyncBudget::default(),
             hooks: Hooks::default(),
+            counters: Arc::new(Counters::new(metrics)),
         })
+    }
+
+    /// The counters this service bumps, for its handle.
+    pub(super) fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
     }
 
     pub(super) async fn run(mut self) {
@@ -628,6 +640,11 @@ impl Service {
                 feed,
                 verdict,
             } => {
+                self.counters.gossip_checked(match verdict {
+                    Verdict::Appended => GossipOutcome::Appended,
+                    Verdict::Held => GossipOutcome::Held,
+                    _ => GossipOutcome::Other,
+                });
                 let acceptance = match verdict {
                     Verdict::Appended => MessageAcceptance::Accept,
                     Verdict::Refused { error: Some(e), .. } if proves_misbehaviour(&e) => {
@@ -677,6 +694,7 @@ impl Service {
                     .map_or(target, |t| t.max(target));
                 match outcome {
                     Ok(o) => {
+                        self.counters.sync_ingested(received, o.skipped, o.appended);
                         if let Some(e) = o.stopped_by.as_ref().filter(|e| proves_misbehaviour(e)) {
                             tracing::warn!(%peer, feed = %feed, error = %e, "invalid entry in a sync response");
                             self.strike(peer, "invalid entry in a sync response");
@@ -688,7 +706,10 @@ impl Service {
                             self.offer_heights(feed, peer);
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "store refused a sync batch"),
+                    Err(e) => {
+                        self.counters.sync_ingested(received, 0, 0);
+                        tracing::error!(error = %e, "store refused a sync batch");
+                    }
                 }
             }
         }
@@ -987,6 +1008,88 @@ mod tests {
             header,
             payload: Some(payload),
         }
+    }
+
+    /// Runs `entries` through the gossip validation worker as one burst and
+    /// hands what it reports to `service`, as the actor's loop would.
+    async fn gossip_through(service: &mut Service, feed: FeedId, entries: &[&IncomingEntry]) {
+        let (queue_tx, queue) = mpsc::channel(16);
+        for (i, e) in entries.iter().enumerate() {
+            let item = GossipItem {
+                message_id: MessageId::new(&[u8::try_from(i).unwrap()]),
+                source: PeerId::random(),
+                feed,
+                entry: (*e).clone(),
+            };
+            queue_tx.try_send(item).unwrap();
+        }
+        drop(queue_tx);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            validate_gossip(service.store.clone(), queue, done_tx),
+        )
+        .await
+        .unwrap();
+        while let Ok(done) = done_rx.try_recv() {
+            service.on_done(done);
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_delivered_twice_count_as_held_whichever_way_they_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = Arc::new(Keypair::from_seed(&[73; 32]));
+        let author = Keypair::from_seed(&[74; 32]);
+        let feed = author.feed_id();
+        let (store, _thread) = Store::open(&dir.path().join("store.redb"), me.clone()).unwrap();
+        let (_commands_tx, commands) = mpsc::channel(1);
+        let (events, _) = broadcast::channel(16);
+        let config = NetworkConfig::default();
+        let mut service = Service::new(&me, store, config, vec![feed], commands, events).unwrap();
+        let mut entries = vec![entry(&author, None, 1)];
+        for n in 2..=5 {
+            let next = entry(&author, Some(&entries[entries.len() - 1].header), n);
+            entries.push(next);
+        }
+        let first_three: Vec<&IncomingEntry> = entries.iter().take(3).collect();
+
+        // Gossip: the same three entries twice (as after gossipsub's
+        // duplicate cache forgot them, or from a restarted node).
+        gossip_through(&mut service, feed, &first_three).await;
+        let once = service.counters.snapshot();
+        assert_eq!(
+            (once.gossip_entries, once.gossip_appended, once.gossip_held),
+            (3, 3, 0)
+        );
+        gossip_through(&mut service, feed, &first_three).await;
+        let twice = service.counters.snapshot();
+        assert_eq!(
+            (
+                twice.gossip_entries,
+                twice.gossip_appended,
+                twice.gossip_held
+            ),
+            (6, 3, 3)
+        );
+
+        // Sync: a response with all five, three of which are held.
+        let outcome = service.store.ingest(feed, entries.clone(), now_ms()).await;
+        service.on_done(Done::SyncIngested {
+            peer: PeerId::random(),
+            feed,
+            target: 5,
+            received: 5,
+            outcome,
+        });
+        let after = service.counters.snapshot();
+        assert_eq!(
+            (after.sync_entries, after.sync_appended, after.sync_held),
+            (5, 2, 3)
+        );
+        // None of it came through gossipsub, whose own counts stay at zero.
+        assert_eq!((after.gossip_messages, after.gossip_duplicates), (0, 0));
+        assert_eq!(service.store.head(&feed).unwrap().unwrap().header().seq, 5);
     }
 
     // Regression: one batch used to stop at its first invalid entry, so a

@@ -146,6 +146,70 @@ async fn a_feed_not_followed_is_not_replicated() {
     wait_for(&bob, &alice.key.feed_id(), 3).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_gossip_are_counted_and_every_entry_is_appended_once() {
+    let alice = node(51, vec![]).await;
+    let feed = alice.key.feed_id();
+    let bob = node(52, vec![feed]).await;
+    let carol = node(53, vec![feed]).await;
+    // A triangle: once the meshes stand, an entry reaches carol from alice
+    // and again from bob, who relays what it validated (and so on around).
+    bob.net.dial(alice.addr.clone()).await.unwrap();
+    carol.net.dial(alice.addr.clone()).await.unwrap();
+    carol.net.dial(bob.addr.clone()).await.unwrap();
+
+    // One entry at a time until gossipsub's filter has dropped a copy
+    // somewhere; no timing is asserted, only that it happens.
+    let mut published = 0;
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            publish(&alice, 1).await;
+            published += 1;
+            wait_for(&bob, &feed, published).await;
+            wait_for(&carol, &feed, published).await;
+            let dropped: u64 = [&alice, &bob, &carol]
+                .iter()
+                .map(|n| n.net.received().gossip_duplicates)
+                .sum();
+            if dropped > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("gossipsub drops a copy in a triangle");
+
+    for (name, n) in [("bob", &bob), ("carol", &carol)] {
+        // The counters move just after the commit that wait_for saw.
+        until(
+            &format!("{name} counts each entry appended once"),
+            || async {
+                let r = n.net.received();
+                r.gossip_appended + r.sync_appended == published
+            },
+        )
+        .await;
+        let r = n.net.received();
+        // What reached the store by gossip passed gossipsub's filter first.
+        assert!(
+            r.gossip_messages - r.gossip_duplicates >= r.gossip_entries,
+            "{name}: {r:?}"
+        );
+        assert!(
+            r.gossip_entries >= r.gossip_appended + r.gossip_held,
+            "{name}: {r:?}"
+        );
+        assert!(
+            r.sync_entries >= r.sync_appended + r.sync_held,
+            "{name}: {r:?}"
+        );
+    }
+    // alice appends nothing of her own feed from peers.
+    let r = alice.net.received();
+    assert_eq!((r.gossip_appended, r.sync_appended), (0, 0), "{r:?}");
+}
+
 fn peer_of(node: &Node) -> libp2p::PeerId {
     super::peer_id(&node.key.feed_id())
 }

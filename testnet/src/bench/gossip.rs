@@ -6,7 +6,7 @@ use serde::Serialize;
 use sherd_testnet::Testnet;
 
 use crate::flow::Failure;
-use crate::gossip50::{self, NODES};
+use crate::gossip50::{self, Copies, NODES};
 use crate::scenario::{Steps, millis};
 
 /// How fast one entry reached the nodes.
@@ -26,6 +26,15 @@ pub(crate) struct Propagation {
     pub(crate) nodes_99: usize,
     /// When that many held it.
     pub(crate) reached_99_ms: f64,
+    /// Duplicates / unique deliveries over the receivers (`None`: nothing
+    /// counted, a daemon without the counts).
+    pub(crate) duplicate_ratio: Option<f64>,
+    /// The share of it dropped by gossipsub's duplicate filter.
+    pub(crate) duplicate_ratio_gossipsub: Option<f64>,
+    /// The share of it held by the stores (copies past the filter, or by sync).
+    pub(crate) duplicate_ratio_store: Option<f64>,
+    /// The counts behind the ratios.
+    pub(crate) copies: Copies,
     /// The sum of the daemons' resident memory afterwards.
     pub(crate) rss_sum_kib: u64,
 }
@@ -45,7 +54,7 @@ pub(super) async fn measure(net: &mut Testnet, s: &mut Steps) -> Result<Propagat
     let spread = s
         .step(
             "n1 publishes a root and a shard in one commit; each node's event stream says \
-             when it stored them",
+             when it stored them; the copies they received are counted once settled",
             async |until| gossip50::publish_and_time(net, until).await,
         )
         .await?;
@@ -56,6 +65,7 @@ pub(super) async fn measure(net: &mut Testnet, s: &mut Steps) -> Result<Propagat
         )
         .await?;
     let ((nodes_90, t90), (nodes_99, t99)) = (spread.reached(90), spread.reached(99));
+    let ratios = spread.copies.ratios();
     let figure = Propagation {
         nodes: NODES,
         links,
@@ -64,11 +74,27 @@ pub(super) async fn measure(net: &mut Testnet, s: &mut Steps) -> Result<Propagat
         reached_90_ms: millis(t90),
         nodes_99,
         reached_99_ms: millis(t99),
+        duplicate_ratio: ratios.map(|r| round2(r.0)),
+        duplicate_ratio_gossipsub: ratios.map(|r| round2(r.1)),
+        duplicate_ratio_store: ratios.map(|r| round2(r.2)),
+        copies: spread.copies,
         rss_sum_kib,
     };
     s.note(format!(
-        "90% ({nodes_90} nodes) at {:.1} ms, 99% ({nodes_99}) at {:.1} ms",
-        figure.reached_90_ms, figure.reached_99_ms
+        "90% ({nodes_90} nodes) at {:.1} ms, 99% ({nodes_99}) at {:.1} ms; duplicate ratio {} \
+         ({} duplicates / {} unique deliveries)",
+        figure.reached_90_ms,
+        figure.reached_99_ms,
+        figure
+            .duplicate_ratio
+            .map_or_else(|| "unknown".to_owned(), |r| format!("{r:.2}")),
+        spread.copies.duplicates(),
+        spread.copies.unique
     ));
     Ok(figure)
+}
+
+/// `x` to two decimals.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }

@@ -59,6 +59,19 @@ pub(super) fn print(out: Out, report: &BenchReport) {
             ),
             format!("{} links; {} in all", g.links, mib(g.rss_sum_kib)),
         ]);
+        rows.push([
+            format!("duplicates, {} nodes", g.nodes),
+            g.duplicate_ratio
+                .map_or_else(|| "unknown".to_owned(), |r| format!("ratio {r:.2}")),
+            format!(
+                "{} duplicates / {} unique deliveries: {} dropped by gossipsub, {} held by \
+                 the stores",
+                g.copies.duplicates(),
+                g.copies.unique,
+                g.copies.gossipsub_duplicates,
+                g.copies.store_held_gossip + g.copies.store_held_sync
+            ),
+        ]);
     }
     out.line("");
     out.line(&format!("bench on {}", report.machine.summary()));

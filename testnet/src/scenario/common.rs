@@ -24,10 +24,16 @@ pub(super) async fn start_circle(
     s: &mut Steps,
     flags: &[(&str, &[&str])],
 ) -> Result<Vec<String>, Failure> {
-    let flagged: Vec<String> = flags
-        .iter()
-        .map(|(name, args)| format!(", {name} with {}", args.join(" ")))
-        .collect();
+    let every_custodian = flags.len() == CUSTODIANS.len()
+        && CUSTODIANS.iter().all(|c| flags.iter().any(|(n, _)| n == c))
+        && flags.windows(2).all(|w| w[0].1 == w[1].1);
+    let flagged: Vec<String> = match flags.first() {
+        Some((_, args)) if every_custodian => vec![format!(", each with {}", args.join(" "))],
+        _ => flags
+            .iter()
+            .map(|(name, args)| format!(", {name} with {}", args.join(" ")))
+            .collect(),
+    };
     let title = format!(
         "start the owner's node and {} custodians' nodes, c1..c5{}",
         CUSTODIANS.len(),
@@ -53,6 +59,104 @@ pub(super) async fn start_circle(
         },
     )
     .await
+}
+
+/// Steps: start the owner and `custodians` (each with `custodian_args`,
+/// the owner with `owner_args`); each custodian dials the owner and the two
+/// become contacts. Returns the custodians' feed ids, in order.
+pub(super) async fn start_few(
+    net: &mut Testnet,
+    s: &mut Steps,
+    custodians: &[&str],
+    owner_args: &[&str],
+    custodian_args: &[&str],
+) -> Result<Vec<String>, Failure> {
+    let shown = |args: &[&str]| {
+        if args.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", args.join(" "))
+        }
+    };
+    let title = format!(
+        "start the owner's node{} and {} custodians' nodes, {}{}",
+        shown(owner_args),
+        custodians.len(),
+        and_list(custodians),
+        shown(custodian_args),
+    );
+    s.step(title, async |_| {
+        net.start_with(OWNER, owner_args).await?;
+        for c in custodians {
+            net.start_with(c, custodian_args).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    s.set("daemons", custodians.len() + 1);
+    s.step(
+        "each custodian dials the owner and they become contacts",
+        async |_| {
+            flow::befriend_owner(net, OWNER, custodians).await?;
+            flow::feeds(net, custodians)
+        },
+    )
+    .await
+}
+
+/// Step: the owner backs a fresh secret up `threshold`-of-`feeds`, and
+/// every custodian acks. Counts the custodians, acks, threshold and size.
+pub(super) async fn back_up_with(
+    net: &Testnet,
+    s: &mut Steps,
+    feeds: &[String],
+    threshold: u8,
+    title: &str,
+) -> Result<Made, Failure> {
+    let made = s
+        .step(title, async |until| {
+            let secret = flow::random_secret(SECRET_LEN)?;
+            let made =
+                flow::create_backup(net, OWNER, "scenario secret", threshold, feeds, &secret)
+                    .await?;
+            flow::wait_for_acks(net, until, OWNER, &made.id, feeds.len()).await?;
+            Ok(Made {
+                id: made.id,
+                secret,
+            })
+        })
+        .await?;
+    s.set("custodians", feeds.len());
+    s.set("acks", feeds.len());
+    s.set("threshold", threshold);
+    s.set("secret_bytes", SECRET_LEN);
+    Ok(made)
+}
+
+/// A refusal by the node `name` with HTTP status 409 (`conflict`) whose
+/// message contains `words`: anything else (success included) is a
+/// failure, saying what came instead. Returns the message.
+pub(super) fn conflict<T: std::fmt::Debug>(
+    name: &str,
+    what: &str,
+    answer: Result<T, sherd_api::ClientError>,
+    words: &str,
+) -> Result<String, Failure> {
+    match answer {
+        Err(sherd_api::ClientError::Api {
+            status: 409,
+            message,
+            ..
+        }) if message.contains(words) => Ok(message),
+        Err(e) => Err(Failure::on(
+            name,
+            format!("{what}: refused with `{e:?}`, not a 409 saying `{words}`"),
+        )),
+        Ok(answer) => Err(Failure::on(
+            name,
+            format!("{what}: accepted ({answer:?}), not refused with a 409 saying `{words}`"),
+        )),
+    }
 }
 
 /// What a backup step made.
@@ -184,12 +288,27 @@ pub(super) async fn recovers(
     secret: &[u8],
     refusals: impl Fn(&[RejectedShard]) -> Result<(), String>,
 ) -> Result<Recovery, Failure> {
+    recovers_with(net, s, name, owner, backup, THRESHOLD, secret, refusals).await
+}
+
+/// [`recovers`], for a backup of `threshold` shards.
+#[expect(clippy::too_many_arguments, reason = "the steps' inputs, each named")]
+pub(super) async fn recovers_with(
+    net: &Testnet,
+    s: &mut Steps,
+    name: &str,
+    owner: &str,
+    backup: &str,
+    threshold: u8,
+    secret: &[u8],
+    refusals: impl Fn(&[RejectedShard]) -> Result<(), String>,
+) -> Result<Recovery, Failure> {
     let who = match name {
         OWNER => "the owner",
         "new" => "the new identity",
         other => other,
     };
-    let title = format!("{who} gathers {THRESHOLD} shards and takes the exact secret");
+    let title = format!("{who} gathers {threshold} shards and takes the exact secret");
     let done = s
         .step(title, async |until| {
             // An unexpected refusal ends the wait at once: the recovery may
@@ -222,11 +341,11 @@ pub(super) async fn recovers(
                     ),
                 ));
             }
-            if (done.shards, done.threshold) != (usize::from(THRESHOLD), Some(THRESHOLD)) {
+            if (done.shards, done.threshold) != (usize::from(threshold), Some(threshold)) {
                 return Err(Failure::on(
                     name,
                     format!(
-                        "complete with {} shards of threshold {:?}, not {THRESHOLD} of {THRESHOLD}",
+                        "complete with {} shards of threshold {:?}, not {threshold} of {threshold}",
                         done.shards, done.threshold
                     ),
                 ));

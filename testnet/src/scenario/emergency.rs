@@ -16,7 +16,7 @@ use super::common::{self, CUSTODIANS, OWNER, SECRET_LEN, THRESHOLD};
 use super::{Scenario, ScenarioFuture, Steps};
 use crate::flow::{self, Failure, On as _};
 
-const TRUSTEE: &str = "trustee";
+pub(super) const TRUSTEE: &str = "trustee";
 
 pub(super) const VETO: Scenario = Scenario {
     name: "emergency-veto",
@@ -39,27 +39,53 @@ fn run_release<'a>(net: &'a mut Testnet, s: &'a mut Steps) -> ScenarioFuture<'a>
     Box::pin(release(net, s))
 }
 
+/// The emergency terms of a scenario's backup.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Terms {
+    /// The owner's veto window.
+    pub(super) veto_delay_secs: u32,
+    /// `auto` or `approve`.
+    pub(super) release: &'static str,
+    /// Whether the trustee's access is one-time.
+    pub(super) one_time: bool,
+    /// Whether the custodians and the trustee run with `--test-hooks`.
+    pub(super) test_hooks: bool,
+}
+
 /// Steps: the circle, a trustee befriended with the owner, a 3-of-5 backup
-/// naming it with `veto_delay_secs` and `release`, five acks, the grant at
-/// the trustee. Returns the backup id and the secret.
-async fn set_up(
+/// naming it on `terms`, five acks, the grant at the trustee. Returns the
+/// backup id and the secret.
+pub(super) async fn set_up(
     net: &mut Testnet,
     s: &mut Steps,
-    veto_delay_secs: u32,
-    release: &str,
+    terms: Terms,
 ) -> Result<(String, Vec<u8>), Failure> {
-    let feeds = common::start_circle(net, s, &[]).await?;
-    s.step(
-        "start the trustee's node; it dials the owner and they become contacts",
-        async |_| {
-            net.start(TRUSTEE).await?;
-            flow::befriend_owner(net, OWNER, &[TRUSTEE]).await
-        },
-    )
+    let Terms {
+        veto_delay_secs,
+        release,
+        one_time,
+        test_hooks,
+    } = terms;
+    let hooks: &[&str] = if test_hooks { &["--test-hooks"] } else { &[] };
+    let flags: Vec<(&str, &[&str])> = if test_hooks {
+        CUSTODIANS.iter().map(|c| (*c, hooks)).collect()
+    } else {
+        Vec::new()
+    };
+    let feeds = common::start_circle(net, s, &flags).await?;
+    let title = format!(
+        "start the trustee's node{}; it dials the owner and they become contacts",
+        if test_hooks { " with --test-hooks" } else { "" }
+    );
+    s.step(title, async |_| {
+        net.start_with(TRUSTEE, hooks).await?;
+        flow::befriend_owner(net, OWNER, &[TRUSTEE]).await
+    })
     .await?;
     let title = format!(
         "the owner backs a secret up 3-of-5 naming the trustee (veto window {veto_delay_secs} s, \
-         release {release}); five acks; the trustee holds its grant"
+         release {release}{}); five acks; the trustee holds its grant",
+        if one_time { ", one-time" } else { "" }
     );
     let made = s
         .step(title, async |until| {
@@ -75,7 +101,7 @@ async fn set_up(
                 trustees: vec![trustee],
                 veto_delay_secs: Some(veto_delay_secs),
                 release: Some(release.to_owned()),
-                ..CreateBackup::default()
+                one_time,
             };
             let made = net
                 .node(OWNER)?
@@ -88,6 +114,9 @@ async fn set_up(
             flow::poll(until, TRUSTEE, "its grant", || async {
                 let grants = client.grants().await.on(TRUSTEE)?;
                 Ok(match grants.iter().find(|g| g.backup == made.id) {
+                    Some(g) if g.policy.one_time != one_time => {
+                        Err(format!("a grant with one_time {}", g.policy.one_time))
+                    }
                     Some(g) if usize::from(g.threshold) == usize::from(THRESHOLD) => Ok(()),
                     Some(g) => Err(format!("a grant of threshold {}", g.threshold)),
                     None => Err("no grant yet".to_owned()),
@@ -107,7 +136,7 @@ async fn set_up(
 
 /// Step: the trustee asks; the owner and every custodian record the
 /// request in its veto window.
-async fn trustee_asks(
+pub(super) async fn trustee_asks(
     net: &Testnet,
     s: &mut Steps,
     backup: &str,
@@ -132,7 +161,7 @@ async fn trustee_asks(
 }
 
 /// Waits until `name` (owner or custodian) holds request `id` in `state`.
-async fn wait_for_state(
+pub(super) async fn wait_for_state(
     net: &Testnet,
     until: tokio::time::Instant,
     name: &str,
@@ -177,7 +206,13 @@ async fn nothing_released(net: &Testnet, s: &mut Steps) -> Result<(), Failure> {
 }
 
 async fn veto(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
-    let (backup, _) = set_up(net, s, 3600, "auto").await?;
+    let terms = Terms {
+        veto_delay_secs: 3600,
+        release: "auto",
+        one_time: false,
+        test_hooks: false,
+    };
+    let (backup, _) = set_up(net, s, terms).await?;
     let request = trustee_asks(net, s, &backup).await?;
     s.step(
         "inside the window, c1's approval is refused: the window is open",
@@ -240,7 +275,13 @@ async fn veto(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
 
 async fn release(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
     const WINDOW_SECS: u32 = 2;
-    let (backup, secret) = set_up(net, s, WINDOW_SECS, "auto").await?;
+    let terms = Terms {
+        veto_delay_secs: WINDOW_SECS,
+        release: "auto",
+        one_time: false,
+        test_hooks: false,
+    };
+    let (backup, secret) = set_up(net, s, terms).await?;
     let request = trustee_asks(net, s, &backup).await?;
     let owner = net.node(OWNER)?.feed_id().to_owned();
     common::recovers(

@@ -4,13 +4,10 @@
 //! runs the same): fifty daemons in a sparse mesh, every one following n1;
 //! n1 publishes a root and a shard in one commit, and each node's time to
 //! store them comes from its event stream. Reported: when 90% and 99% of the
-//! nodes held n1's new head, the slowest ones, and the sum of the daemons'
-//! resident memory.
-//!
-//! Not measured: the ratio of duplicate gossip deliveries. The daemon counts
-//! nothing of the kind that the control API shows; it would need a count of
-//! gossip messages received per topic, and of those already seen (the
-//! gossipsub duplicate cache's hits), in `GET /v1/status` or a test route.
+//! nodes held n1's new head, the slowest ones, the duplicate ratio
+//! (duplicates / unique deliveries over the 49 receivers, from their
+//! `received` counts in `GET /v1/status`: [`crate::gossip50::Copies`]), and
+//! the sum of the daemons' resident memory.
 
 use sherd_testnet::Testnet;
 
@@ -68,17 +65,44 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
         .skip(want_90)
         .map(|(t, n)| format!("{n} {:.1} ms", t.as_secs_f64() * 1000.0))
         .collect();
+    let c = spread.copies;
+    let ratios = match c.ratios() {
+        Some((all, gossipsub, store)) => format!(
+            "duplicate ratio {all:.2} ({} duplicates / {} unique deliveries: {gossipsub:.2} \
+             dropped by gossipsub's filter, {store:.2} held by the store)",
+            c.duplicates(),
+            c.unique
+        ),
+        None => "no unique delivery counted: duplicate ratio unknown".to_owned(),
+    };
     s.note(format!(
         "90% of the nodes ({want_90}) had it at {:.1} ms, 99% ({want_99}, rounded up) at \
-         {:.1} ms, each node timed by its own event stream; the last ones: {}; duplicate \
-         deliveries not measured (nothing counts them)",
+         {:.1} ms, each node timed by its own event stream; the last ones: {}; over the {} \
+         receivers, {ratios}; {} gossip copies arrived, {} entries by sync; counts {} {:.0} ms \
+         after the 99% point",
         t90.as_secs_f64() * 1000.0,
         t99.as_secs_f64() * 1000.0,
         last.join(", "),
+        c.receivers,
+        c.gossip_messages,
+        c.sync_entries,
+        if c.settled { "settled" } else { "still moving" },
+        c.settled_ms,
     ));
     s.set("reached_90_ms", t90.as_millis());
     s.set("reached_99_ms", t99.as_millis());
     s.set("timed_nodes", spread.arrivals.len());
+    s.set("unique_deliveries", c.unique);
+    s.set("gossip_copies", c.gossip_messages);
+    s.set("gossipsub_duplicates", c.gossipsub_duplicates);
+    s.set("store_held_gossip", c.store_held_gossip);
+    s.set("sync_entries", c.sync_entries);
+    s.set("store_held_sync", c.store_held_sync);
+    s.set("duplicates", c.duplicates());
+    // Counts are integers: the ratio in thousandths.
+    if let Some((all, _, _)) = c.ratios() {
+        s.set("duplicate_ratio_permille", (all * 1000.0).round() as u64);
+    }
 
     let rss = s
         .step(

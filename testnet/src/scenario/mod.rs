@@ -16,19 +16,26 @@
 //!
 //! A new scenario is a module with a `pub(super) const SCENARIO` and a line
 //! in [`ALL`]. Scenarios that need more of the daemon than its control API
-//! (`partition`, `flood`) start their daemons with `--test-hooks`, which
-//! adds the test-only routes under `/v1/test/`.
+//! (`partition`, `flood`, and `one-time`, `revoke`, `reshare`, which read
+//! stored payloads to look for them on disk: `disk.rs`) start their daemons
+//! with `--test-hooks`, which adds the test-only routes under `/v1/test/`.
 
 mod byzantine_custodian;
 mod common;
 mod crash;
+mod disk;
 mod emergency;
 mod flood;
 mod gossip;
 mod happy_path;
+mod health_check;
 mod lost_device;
 mod offline_custodian;
+mod one_time;
 mod partition;
+mod request_flood;
+mod reshare;
+mod revoke;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -69,6 +76,11 @@ pub(crate) const ALL: &[Scenario] = &[
     crash::SCENARIO,
     emergency::VETO,
     emergency::RELEASE,
+    one_time::SCENARIO,
+    revoke::SCENARIO,
+    reshare::SCENARIO,
+    health_check::SCENARIO,
+    request_flood::SCENARIO,
     partition::SCENARIO,
     flood::SCENARIO,
     gossip::SCENARIO,

@@ -4,14 +4,18 @@
 //! route's before the backend sees it.
 
 use axum::Router;
-use axum::extract::State;
+use std::str::FromStr;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::post;
+use axum::routing::{get, post};
 use sherd_api::test_hooks::{
     MAX_FILL_COUNT, MAX_FLOOD_INVALID_ENTRIES, MAX_FLOOD_SYNC_REQUESTS, TestFill, TestFlood,
     TestGossipDrop, TestPeer,
 };
+use sherd_protocol::EntryId;
 
 use super::{AppState, JsonBody, parse_feed};
 use crate::api::{ApiError, ControlBackend};
@@ -24,6 +28,7 @@ pub(super) fn routes<B: ControlBackend>(routes: Router<AppState<B>>) -> Router<A
         .route("/v1/test/gossip-drop", post(gossip_drop::<B>))
         .route("/v1/test/flood", post(flood::<B>))
         .route("/v1/test/fill", post(fill::<B>))
+        .route("/v1/test/entry/{id}", get(entry::<B>))
 }
 
 async fn block<B: ControlBackend>(
@@ -101,4 +106,14 @@ async fn fill<B: ControlBackend>(
     }
     let report = state.backend.test_fill(request.count).await?;
     Ok(axum::Json(report))
+}
+
+async fn entry<B: ControlBackend>(
+    State(state): State<AppState<B>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::invalid("id", r.body_text()))?;
+    let id = EntryId::from_str(&id)
+        .map_err(|e| ApiError::invalid("id", format!("not an entry id: {e}")))?;
+    Ok(axum::Json(state.backend.test_entry(id).await?))
 }

@@ -1,0 +1,222 @@
+//! `revoke` (issue 5, revocation): a 2-of-3 backup with a request of the
+//! owner's pending at every custodian; the owner revokes it. Every custodian
+//! erases its shard and says so (the owner's backup shows each one
+//! `erased`), closes the pending request (approving it now is refused, 409)
+//! and no longer lists the shard as held; the payload of its `shard` entry
+//! is in no file of its data dir (read before through `GET
+//! /v1/test/entry/{id}`: the custodians run with `--test-hooks`; found on
+//! disk before, the control). A new request for the backup is refused.
+//!
+//! Reported, not asserted: whether a custodian's bytes were still on its
+//! disk when the owner first showed it `erased` (its `ack` is committed
+//! before the store is scrubbed), and the copies of the erased payloads that
+//! the owner and the co-custodians keep (the owner's feed carries every
+//! `shard` entry).
+
+use sherd_api::DecideRequest;
+use sherd_testnet::Testnet;
+
+use super::common::{self, OWNER};
+use super::disk;
+use super::{Scenario, ScenarioFuture, Steps};
+use crate::flow::{self, Failure, On as _};
+
+const CUSTODIANS: [&str; 3] = ["c1", "c2", "c3"];
+const THRESHOLD: u8 = 2;
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    name: "revoke",
+    about: "the owner revokes a 2-of-3 backup with a request pending; every custodian erases \
+            its shard (in no file of its data dir) and says so; the old request cannot be \
+            approved, a new one is refused",
+    run,
+};
+
+fn run<'a>(net: &'a mut Testnet, s: &'a mut Steps) -> ScenarioFuture<'a> {
+    Box::pin(scenario(net, s))
+}
+
+async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
+    let feeds = common::start_few(net, s, &CUSTODIANS, &[], &["--test-hooks"]).await?;
+    let made = common::back_up_with(
+        net,
+        s,
+        &feeds,
+        THRESHOLD,
+        "the owner backs a 32-byte secret up 2-of-3 with c1..c3; all three ack",
+    )
+    .await?;
+    let shards = s
+        .step(
+            "each custodian stores the payload of its shard entry (named in the owner's \
+             backup), and its bytes are in a file of its data dir (the control)",
+            async |_| {
+                let shown = net.node(OWNER)?.client().backup(&made.id).await.on(OWNER)?;
+                let mut shards = Vec::new();
+                for (c, feed) in CUSTODIANS.iter().zip(&feeds) {
+                    let shard = shown
+                        .custodians
+                        .iter()
+                        .find(|x| &x.feed == feed)
+                        .map(|x| x.shard.clone())
+                        .ok_or_else(|| Failure::on(OWNER, format!("{c} is not a custodian")))?;
+                    let payload = disk::stored_payload(net, c, &shard).await?;
+                    if disk::on_disk(net, c, &payload)?.is_empty() {
+                        return Err(Failure::on(
+                            c,
+                            "the control failed: its shard's bytes are in no file of its data \
+                             dir before the revocation",
+                        ));
+                    }
+                    shards.push((*c, shard, payload));
+                }
+                Ok(shards)
+            },
+        )
+        .await?;
+    s.set("shard_payloads_found_before", shards.len());
+    let request = common::owner_asks(net, s, &made.id, &CUSTODIANS).await?;
+
+    let (still_on_disk, shown) = s
+        .step(
+            "the owner revokes the backup; every custodian erases its shard and says so: the \
+             owner's backup shows all three erased",
+            async |until| {
+                let revoked = net
+                    .node(OWNER)?
+                    .client()
+                    .revoke_backup(&made.id)
+                    .await
+                    .on(OWNER)?;
+                if !revoked.revoked {
+                    return Err(Failure::on(OWNER, "the answer does not say revoked"));
+                }
+                let client = net.node(OWNER)?.client();
+                let shown = flow::poll(until, OWNER, "every custodian to erase", || async {
+                    let shown = client.backup(&made.id).await.on(OWNER)?;
+                    let erased = shown.custodians.iter().filter(|c| c.erased).count();
+                    Ok(if erased == CUSTODIANS.len() {
+                        Ok(shown)
+                    } else {
+                        Err(format!("{erased} of {} erased", CUSTODIANS.len()))
+                    })
+                })
+                .await?;
+                // At once, before waiting on anything: is any custodian's
+                // payload still on its disk while the owner says erased?
+                let mut still = 0u64;
+                for (c, _, payload) in &shards {
+                    if !disk::on_disk(net, c, payload)?.is_empty() {
+                        still += 1;
+                    }
+                }
+                Ok((still, shown))
+            },
+        )
+        .await?;
+    if !shown.revoked {
+        return Err(Failure::on(OWNER, "the backup does not show revoked"));
+    }
+    s.set("erased", CUSTODIANS.len());
+    s.set("on_disk_when_shown_erased", still_on_disk);
+
+    let waited = s
+        .step(
+            "on every custodian: a shard_erased line, the shard entry stored without its \
+             payload, the bytes in no file of its data dir, the shard no longer listed as held",
+            async |until| {
+                let mut waited = 0;
+                for (c, shard, payload) in &shards {
+                    let log = flow::audit_log(net, c).await?;
+                    let lines = flow::audit_count(&log, "shard_erased", "backup")
+                        .get(&made.id)
+                        .copied()
+                        .unwrap_or(0);
+                    if lines != 1 {
+                        return Err(Failure::on(c, format!("{lines} shard_erased lines, not 1")));
+                    }
+                    waited = waited
+                        .max(disk::wait_gone(net, until, c, "its shard entry", payload).await?);
+                    if disk::payload_of(net, c, shard).await?.is_some() {
+                        return Err(Failure::on(c, "its shard entry still has its payload"));
+                    }
+                    let held = net.node(c)?.client().shards().await.on(c)?;
+                    if let Some(h) = held.iter().find(|h| h.backup == made.id) {
+                        return Err(Failure::on(
+                            c,
+                            format!("{c} still lists the shard as held: {h:?}"),
+                        ));
+                    }
+                }
+                Ok(waited)
+            },
+        )
+        .await?;
+    s.note(format!(
+        "{still_on_disk} custodians still had the bytes on disk when the owner showed them \
+         erased; the last were gone {waited} ms into this step"
+    ));
+
+    s.step(
+        "the pending request is closed: each custodian shows it denied, and approving it \
+         is refused (409)",
+        async |_| {
+            for c in CUSTODIANS {
+                let client = net.node(c)?.client();
+                let seen = flow::as_custodian(client, c, &request.id)
+                    .await?
+                    .ok_or_else(|| Failure::on(c, "the request is gone"))?;
+                if seen.state != "denied" {
+                    return Err(Failure::on(
+                        c,
+                        format!("the request is {}, not denied", seen.state),
+                    ));
+                }
+                let late = client.approve(&request.id, &DecideRequest::default()).await;
+                common::conflict(c, "approving after the revocation", late, "denied")?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+
+    s.step(
+        "a new request for the revoked backup is refused (409)",
+        async |_| {
+            let again = net
+                .node(OWNER)?
+                .client()
+                .start_recovery(&sherd_api::StartRecovery {
+                    backup: Some(made.id.clone()),
+                    ..sherd_api::StartRecovery::default()
+                })
+                .await;
+            common::conflict(OWNER, "a new request", again, "revoked")
+        },
+    )
+    .await?;
+
+    let copies = s
+        .step(
+            "where copies of the erased payloads are left (the owner's store, the \
+             co-custodians'): counted",
+            async |_| {
+                let mut copies = 0u64;
+                for (c, _, payload) in &shards {
+                    for name in std::iter::once(OWNER).chain(CUSTODIANS) {
+                        if name != *c && !disk::on_disk(net, name, payload)?.is_empty() {
+                            copies += 1;
+                        }
+                    }
+                }
+                Ok(copies)
+            },
+        )
+        .await?;
+    s.note(format!(
+        "{copies} copies of the 3 erased payloads on other nodes' disks (each boxed to its \
+         custodian alone)"
+    ));
+    s.set("shard_copies_elsewhere", copies);
+    Ok(())
+}
