@@ -171,6 +171,14 @@ pub(super) async fn on_proof(
             .commit_audit(item, line("proof_ignored", Outcome::Ignored, why))
             .await;
     };
+    if !checked(&record) {
+        // Revoked or redeemed since the challenge went out: our copy of the
+        // shard payload is erased, and there is nothing left to check.
+        let why = "the backup has ended (revoked or redeemed)";
+        return engine
+            .commit_audit(item, line("proof_ignored", Outcome::Ignored, why))
+            .await;
+    }
     let Some(index) = record.custodians.iter().position(|c| c.feed == custodian) else {
         let why = "the sender is not a custodian of this backup";
         return engine
@@ -188,14 +196,25 @@ pub(super) async fn on_proof(
             .commit_audit(item, line("proof_ignored", Outcome::Ignored, why))
             .await;
     };
-    let good = check(
+    let good = match check(
         engine,
         &record,
         index,
         entry,
         &challenge.nonce,
         &proof.proof.0,
-    )?;
+    ) {
+        Ok(good) => good,
+        Err(e) => {
+            // Not this entry's fault: audited, and the cursor moves on
+            // rather than stopping at it.
+            let why = format!("cannot check it: {e}");
+            tracing::warn!(%backup, %custodian, error = %e, "engine: cannot check a proof");
+            return engine
+                .commit_audit(item, line("proof_ignored", Outcome::Ignored, &why))
+                .await;
+        }
+    };
     let custodian_record = &mut record.custodians[index];
     let back_from_silence = good && custodian_record.silent_since_ms.is_some();
     let audit = if good {
