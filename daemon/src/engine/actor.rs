@@ -428,6 +428,15 @@ impl Engine {
     }
 
     /// A step opened, closed or moved a veto window.
+    /// Counts a refusal against the author of the refused entry at the
+    /// network level (see [`NetworkHandle::misbehaved`]); a node shutting
+    /// down has no one to tell.
+    pub(super) async fn misbehaved(&self, author: &FeedId, reason: &'static str) {
+        if *author != self.me {
+            let _ = self.net.misbehaved(author, reason).await;
+        }
+    }
+
     /// The earliest persisted deadline: a veto window's end or a health check round.
     fn next_deadline(&self) -> Result<Option<u64>, EngineError> {
         let windows = emergency::next_deadline(self)?;

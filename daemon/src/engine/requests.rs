@@ -593,6 +593,10 @@ pub(super) async fn refused(
     let reason = line.reason_text();
     tracing::info!(peer = %item.feed, entry = %item.id, %reason, "engine: request refused");
     engine.commit_audit(item, line).await?;
+    // A requester that keeps asking for what it may not have ends up blocked.
+    engine
+        .misbehaved(&item.feed, "recovery request refused")
+        .await;
     engine.emit(EngineEvent::Refused {
         what: "request",
         peer: item.feed,

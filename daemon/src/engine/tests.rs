@@ -1881,3 +1881,61 @@ async fn a_veto_forged_by_someone_other_than_the_owner_changes_nothing() {
     assert!(trustee.shutdown(LIMIT).await);
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_that_keeps_asking_for_what_it_may_not_have_is_blocked() {
+    use sherd_protocol::content::{Request, RequestKind};
+
+    let net = Net::new(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = start(dir.path()).await;
+    let c0 = net.custodian(0);
+    befriend(c0, &stranger).await;
+    befriend(&stranger, c0).await;
+    stranger.net.dial(addr(c0).await).await.unwrap();
+    // Requests for backups c0 holds no shard of: each refused, each a strike
+    // (different backups, so the daily limit per backup does not apply).
+    for _ in 0..crate::net::misbehaviour::STRIKES_TO_BLOCK {
+        let request = Content::Request(Request {
+            version: V1,
+            id: sherd_protocol::RequestId::random(&mut os_rng()),
+            kind: RequestKind::Owner,
+            backup: BackupId::random(&mut os_rng()),
+            owner: stranger.key.feed_id(),
+            recipient: stranger.key.feed_id(),
+            custodians: vec![c0.key.feed_id()],
+            expires_ms: crate::clock::now_ms() + 3_600_000,
+        })
+        .to_json()
+        .unwrap();
+        let boxed = envelope::seal(
+            &mut os_rng(),
+            &stranger.key.feed_id(),
+            &[c0.key.feed_id()],
+            &request,
+        )
+        .unwrap();
+        stranger
+            .store
+            .publish(PayloadKind::Boxed, boxed, crate::clock::now_ms())
+            .await
+            .unwrap();
+    }
+    let blocked = eventually("the stranger is blocked", || {
+        let lines = audit(&c0.store);
+        async move { lines.into_iter().find(|l| l["event"] == "peer_blocked") }
+    })
+    .await;
+    assert_eq!(
+        blocked["peer"],
+        crate::net::peer_id(&stranger.key.feed_id()).to_string()
+    );
+    let lines = audit(&c0.store);
+    assert_eq!(
+        audit_events(&lines, "request_refused").len(),
+        crate::net::misbehaviour::STRIKES_TO_BLOCK,
+        "{lines:?}"
+    );
+    assert!(stranger.shutdown(LIMIT).await);
+    net.shutdown().await;
+}

@@ -14,7 +14,7 @@
 
 mod behaviour;
 pub mod gossip;
-mod misbehaviour;
+pub(crate) mod misbehaviour;
 mod service;
 mod stats;
 pub mod sync;
@@ -123,6 +123,7 @@ enum NetCommand {
     Unfollow(FeedId),
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Peers(oneshot::Sender<Vec<PeerId>>),
+    Misbehaved(PeerId, &'static str),
     Test(test_hooks::TestCommand),
     Shutdown,
 }
@@ -165,6 +166,15 @@ impl NetworkHandle {
     /// Stops replicating a feed (what is stored stays).
     pub async fn unfollow(&self, feed: FeedId) -> Result<(), NetError> {
         self.send(NetCommand::Unfollow(feed)).await
+    }
+
+    /// The author of `feed` sent something it had no right to send (the
+    /// engine refused it): a strike against the peer of that identity, which
+    /// is blocked, for a growing period, once it has too many (as for
+    /// invalid data, `misbehaviour.rs`).
+    pub async fn misbehaved(&self, feed: &FeedId, reason: &'static str) -> Result<(), NetError> {
+        self.send(NetCommand::Misbehaved(peer_id(feed), reason))
+            .await
     }
 
     /// The addresses the node listens on (as bound: with the real port).

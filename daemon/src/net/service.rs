@@ -305,6 +305,11 @@ impl Service {
             NetCommand::Peers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            NetCommand::Misbehaved(peer, reason) => {
+                if peer != *self.swarm.local_peer_id() {
+                    self.strike(peer, reason);
+                }
+            }
             NetCommand::Test(command) => self.on_test(command),
             NetCommand::Shutdown => {}
         }
