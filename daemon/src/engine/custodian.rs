@@ -146,10 +146,7 @@ pub(super) async fn on_shard(
                     last_proof_ms: None,
                 };
                 vec![
-                    EngineUpdate::HeldShard {
-                        id: backup,
-                        record: records::encode(&record),
-                    },
+                    records::held_update(backup, &record),
                     EngineUpdate::Audit(
                         held_line
                             .reason(format!("acknowledged by entry {ack}"))

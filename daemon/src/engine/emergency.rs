@@ -43,13 +43,6 @@ use crate::store::EngineUpdate;
 /// Vetoes and early approvals kept for requests not seen yet, per held shard.
 const EARLY_DECISIONS_KEPT: usize = 64;
 
-fn held_update(backup: BackupId, held: &HeldShard) -> EngineUpdate {
-    EngineUpdate::HeldShard {
-        id: backup,
-        record: records::encode(held),
-    }
-}
-
 /// When a window opened at `now` closes.
 fn window_end(now: u64, policy: &PolicyRecord) -> u64 {
     now.saturating_add(u64::from(policy.veto_delay_secs).saturating_mul(1000))
@@ -322,7 +315,7 @@ pub(super) async fn on_request(
         .commit(Some(item), Vec::new(), move |_| {
             vec![
                 request_update(sender, id, &record),
-                held_update(backup, &held),
+                records::held_update(backup, &held),
                 EngineUpdate::Audit(line.to_json()),
             ]
         })
@@ -434,7 +427,7 @@ async fn owner_approval(
         return engine
             .commit(Some(item), Vec::new(), move |_| {
                 vec![
-                    held_update(backup, &held),
+                    records::held_update(backup, &held),
                     EngineUpdate::Audit(line.to_json()),
                 ]
             })
@@ -503,7 +496,7 @@ pub(super) async fn on_owner_veto(
             if held.vetoed.len() < EARLY_DECISIONS_KEPT {
                 held.vetoed.push(id);
             }
-            updates.push(held_update(backup, &held));
+            updates.push(records::held_update(backup, &held));
             updates.push(EngineUpdate::Audit(
                 line.reason("kept until the trustee's request arrives")
                     .to_json(),

@@ -131,10 +131,7 @@ async fn round(
                     });
                 }
             }
-            updates.push(EngineUpdate::Backup {
-                id: backup,
-                record: records::encode(&record),
-            });
+            updates.push(records::backup_update(backup, &record));
             updates
         })
         .await?;
@@ -232,10 +229,7 @@ pub(super) async fn on_proof(
     engine
         .commit(Some(item), Vec::new(), move |_| {
             vec![
-                EngineUpdate::Backup {
-                    id: backup,
-                    record: records::encode(&record),
-                },
+                records::backup_update(backup, &record),
                 EngineUpdate::Audit(audit.to_json()),
             ]
         })
@@ -364,10 +358,7 @@ pub(super) async fn on_challenge(
     engine
         .commit(Some(item), publish, move |_| {
             vec![
-                EngineUpdate::HeldShard {
-                    id: backup,
-                    record: records::encode(&held),
-                },
+                records::held_update(backup, &held),
                 EngineUpdate::Audit(line.to_json()),
             ]
         })

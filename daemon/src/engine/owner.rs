@@ -195,20 +195,14 @@ pub(super) async fn create_backup(
                 last_check_ms: None,
             };
             let mut updates = vec![
-                EngineUpdate::Backup {
-                    id,
-                    record: records::encode(&record),
-                },
+                records::backup_update(id, &record),
                 EngineUpdate::Audit(line.to_json()),
             ];
             if let (Some((old, mut record)), Some(revoke), Some(line)) =
                 (replaced, revokes.first(), revoked_line)
             {
                 record.revoked = Some(*revoke);
-                updates.push(EngineUpdate::Backup {
-                    id: old,
-                    record: records::encode(&record),
-                });
+                updates.push(records::backup_update(old, &record));
                 updates.push(EngineUpdate::Audit(line.to_json()));
             }
             updates

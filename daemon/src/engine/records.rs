@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sherd_protocol::content::{Release, RequestKind};
 use sherd_protocol::{BackupId, EntryId, FeedId, RequestId};
 
-use crate::store::{Store, StoreError};
+use crate::store::{EngineUpdate, Store, StoreError};
 
 /// The owner's record of a backup it made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -360,6 +360,22 @@ fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt(format!("{what} record of backup {id}: {e}")))
+}
+
+/// The store update that writes the owner's record of backup `id`.
+pub(super) fn backup_update(id: BackupId, record: &BackupRecord) -> EngineUpdate {
+    EngineUpdate::Backup {
+        id,
+        record: encode(record),
+    }
+}
+
+/// The store update that writes a custodian's record of its shard of `id`.
+pub(super) fn held_update(id: BackupId, held: &HeldShard) -> EngineUpdate {
+    EngineUpdate::HeldShard {
+        id,
+        record: encode(held),
+    }
 }
 
 pub(super) fn encode<T: Serialize>(record: &T) -> Vec<u8> {

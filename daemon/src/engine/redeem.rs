@@ -26,7 +26,7 @@ use super::actor::Engine;
 use super::audit::{AuditLine, Outcome};
 use super::open::Item;
 use super::records::{self, RecoveryRecord, RedeemedRecord, RequestState, Role};
-use super::requests::{boxed_to, request_update};
+use super::requests::boxed_to;
 use super::{EngineError, EngineEvent};
 use crate::clock;
 use crate::store::EngineUpdate;
@@ -158,25 +158,10 @@ async fn at_custodian(
     held.redeemed = Some(item.id);
     let mut erase: Vec<EntryId> = vec![held.shard];
     erase.extend(released_for(engine, |b| *b == backup)?);
-    let mut updates = vec![EngineUpdate::HeldShard {
-        id: backup,
-        record: records::encode(&held),
-    }];
-    // Requests still open for this backup end here.
-    for (requester, id, mut r) in records::requests(&engine.store)? {
-        if r.backup == backup
-            && r.role == Role::Custodian
-            && matches!(
-                r.state,
-                RequestState::Waiting { .. } | RequestState::Pending
-            )
-        {
-            r.state = RequestState::Denied {
-                reason: Some(REDEEMED.into()),
-            };
-            updates.push(request_update(requester, id, &r));
-        }
-    }
+    let mut updates = vec![records::held_update(backup, &held)];
+    updates.extend(super::revoke::close_open_requests(
+        engine, backup, REDEEMED,
+    )?);
     let line = AuditLine::new(now, "shard_erased", Outcome::Ok)
         .backup(backup)
         .peer(trustee)
@@ -242,10 +227,7 @@ async fn at_owner(
     engine
         .commit(Some(item), Vec::new(), move |_| {
             vec![
-                EngineUpdate::Backup {
-                    id: backup,
-                    record: records::encode(&record),
-                },
+                records::backup_update(backup, &record),
                 EngineUpdate::Audit(line.to_json()),
             ]
         })

@@ -58,10 +58,7 @@ pub(super) async fn revoke(
             };
             record.revoked = Some(entry);
             vec![
-                EngineUpdate::Backup {
-                    id: backup,
-                    record: records::encode(&record),
-                },
+                records::backup_update(backup, &record),
                 EngineUpdate::Audit(line.to_json()),
             ]
         })
@@ -103,25 +100,12 @@ pub(super) async fn on_revoke(
     }
     held.revoked = Some(item.id);
     let shard_entry = held.shard;
-    // Requests still open for this backup end here.
-    let mut updates = vec![EngineUpdate::HeldShard {
-        id: backup,
-        record: records::encode(&held),
-    }];
-    for (requester, id, mut r) in records::requests(&engine.store)? {
-        if r.backup == backup
-            && r.role == Role::Custodian
-            && matches!(
-                r.state,
-                RequestState::Waiting { .. } | RequestState::Pending
-            )
-        {
-            r.state = RequestState::Denied {
-                reason: Some("the owner revoked the backup".into()),
-            };
-            updates.push(request_update(requester, id, &r));
-        }
-    }
+    let mut updates = vec![records::held_update(backup, &held)];
+    updates.extend(close_open_requests(
+        engine,
+        backup,
+        "the owner revoked the backup",
+    )?);
     let ack = Content::Ack(Ack {
         version: V1,
         backup,
@@ -178,10 +162,7 @@ pub(super) async fn on_revoke_ack(
     engine
         .commit(Some(item), Vec::new(), move |_| {
             vec![
-                EngineUpdate::Backup {
-                    id: backup,
-                    record: records::encode(&record),
-                },
+                records::backup_update(backup, &record),
                 EngineUpdate::Audit(line.to_json()),
             ]
         })
@@ -193,6 +174,33 @@ pub(super) async fn on_revoke_ack(
         custodians: total,
     });
     Ok(())
+}
+
+/// On a custodian: the updates that close, with `reason`, every request for
+/// `backup` still open here (in its veto window, or pending a decision),
+/// once the shard they ask for is gone.
+pub(super) fn close_open_requests(
+    engine: &Engine,
+    backup: BackupId,
+    reason: &str,
+) -> Result<Vec<EngineUpdate>, EngineError> {
+    Ok(records::requests(&engine.store)?
+        .into_iter()
+        .filter(|(_, _, r)| {
+            r.backup == backup
+                && r.role == Role::Custodian
+                && matches!(
+                    r.state,
+                    RequestState::Waiting { .. } | RequestState::Pending
+                )
+        })
+        .map(|(requester, id, mut r)| {
+            r.state = RequestState::Denied {
+                reason: Some(reason.to_owned()),
+            };
+            request_update(requester, id, &r)
+        })
+        .collect())
 }
 
 /// Erases the payloads of `entries` (shards of revoked backups).

@@ -11,12 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use sherd_protocol::EntryId;
-
 use redb::{Database, Durability, ReadableTable, Table, WriteTransaction};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::feed::{CheckedSignatures, EntryError, Feed, ForkProof};
-use sherd_protocol::{FeedId, Keypair};
+use sherd_protocol::{EntryId, FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc};
 
 use super::tables::{

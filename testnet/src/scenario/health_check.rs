@@ -241,7 +241,7 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
     let shown: Vec<String> = ignored.iter().map(|(c, n)| format!("{c} {n}")).collect();
     s.note(format!(
         "{proofs} good proofs taken by the owner; challenges ignored (a custodian proves at \
-         most once a second per backup; c1 also catches up on those sent while it was away): \
+         most once per 0.2 s per backup; c1 also catches up on those sent while it was away): \
          {}",
         shown.join(", ")
     ));
