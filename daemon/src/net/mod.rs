@@ -13,6 +13,7 @@
 //! reach it.
 
 mod behaviour;
+mod fetch;
 pub mod gossip;
 pub(crate) mod misbehaviour;
 mod service;
@@ -58,7 +59,7 @@ impl Default for NetworkConfig {
             bootstrap: Vec::new(),
             mdns: false,
             max_connections: 128,
-            sync_batch: 1000,
+            sync_batch: 2048,
             resync_interval: Duration::from_secs(30),
             gossip_heartbeat: Duration::from_millis(500),
         }

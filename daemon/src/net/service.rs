@@ -23,6 +23,7 @@ use sherd_protocol::{FeedId, Keypair};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::fetch::{Fetches, Next, Plan};
 use super::misbehaviour::{Misbehaviour, SyncBudget};
 use super::stats::{Counters, GOSSIPSUB_PREFIX, GossipOutcome};
 use super::sync::{
@@ -36,7 +37,13 @@ use crate::store::{Committed, IncomingEntry, IngestOutcome, Store, StoreError};
 /// What an outbound sync request asked, to read its answer.
 enum Asked {
     Heights,
-    Entries { feed: FeedId, target: u64 },
+    Entries {
+        /// Boxed: a feed id carries its decoded key, the largest field here.
+        feed: Box<FeedId>,
+        from_seq: u64,
+        /// The fetch it belongs to ([`Fetches`]).
+        generation: u64,
+    },
 }
 
 /// Gossip messages waiting for validation, at most; past it they are ignored
@@ -85,7 +92,7 @@ enum Done {
     SyncIngested {
         peer: PeerId,
         feed: FeedId,
-        target: u64,
+        generation: u64,
         received: usize,
         outcome: Result<IngestOutcome, StoreError>,
     },
@@ -109,8 +116,8 @@ pub(super) struct Service {
     dialing: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     /// The addresses actually bound (a `/tcp/0` listen resolves to a port).
     listening: Vec<Multiaddr>,
-    /// Feeds being fetched from a peer, with the height to reach.
-    fetching: HashMap<(PeerId, [u8; 32]), u64>,
+    /// Feeds being fetched from peers by sync.
+    fetching: Fetches,
     misbehaviour: Misbehaviour,
     /// Every peer's inbound sync request budget.
     sync_budget: SyncBudget,
@@ -203,7 +210,7 @@ impl Service {
             outbound: HashMap::new(),
             listening: Vec::new(),
             dialing: HashMap::new(),
-            fetching: HashMap::new(),
+            fetching: Fetches::default(),
             misbehaviour: Misbehaviour::default(),
             sync_budget: SyncBudget::default(),
             hooks: Hooks::default(),
@@ -404,7 +411,7 @@ impl Service {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, "disconnected");
-                self.fetching.retain(|(p, _), _| *p != peer_id);
+                self.fetching.abandon_peer(peer_id);
                 self.hooks.on_disconnected(peer_id);
                 self.emit(NetEvent::PeerDisconnected(peer_id));
             }
@@ -454,8 +461,14 @@ impl Service {
                     return;
                 }
                 tracing::debug!(%peer, %error, "sync request failed");
-                if let Some(Asked::Entries { feed, .. }) = self.outbound.remove(&request_id) {
-                    self.fetching.remove(&(peer, *feed.as_bytes()));
+                if let Some(Asked::Entries {
+                    feed, generation, ..
+                }) = self.outbound.remove(&request_id)
+                {
+                    let next = self
+                        .fetching
+                        .on_request_failed(peer, *feed.as_bytes(), generation);
+                    self.go_on(peer, *feed, next);
                 }
             }
             // Known addresses of a peer, for a redial after a test unblock.
@@ -600,41 +613,101 @@ impl Service {
             (Some(Asked::Heights), SyncResponse::Heights(theirs)) => {
                 self.fetch_where_behind(peer, &theirs);
             }
-            (Some(Asked::Entries { feed, target }), SyncResponse::Entries(wire)) => {
-                let received = wire.len();
-                let mut run = Vec::with_capacity(received);
-                for w in wire {
-                    match SignedHeader::decode(&w.header) {
-                        Ok(header) => run.push(IncomingEntry {
-                            header,
-                            payload: w.payload,
-                        }),
-                        Err(_) => {
-                            self.strike(peer, "malformed entry in a sync response");
-                            break;
-                        }
-                    }
-                }
-                let store = self.store.clone();
-                let done = self.done_tx.clone();
-                tokio::spawn(async move {
-                    let outcome = store.ingest(feed, run, now_ms()).await;
-                    let _ = done.send(Done::SyncIngested {
-                        peer,
-                        feed,
-                        target,
-                        received,
-                        outcome,
-                    });
-                });
-            }
+            (
+                Some(Asked::Entries {
+                    feed,
+                    from_seq,
+                    generation,
+                }),
+                SyncResponse::Entries(wire),
+            ) => self.on_entries(peer, *feed, from_seq, generation, wire),
             (asked, _) => {
-                if let Some(Asked::Entries { feed, .. }) = asked {
-                    self.fetching.remove(&(peer, *feed.as_bytes()));
+                if let Some(Asked::Entries {
+                    feed, generation, ..
+                }) = asked
+                {
+                    let next = self
+                        .fetching
+                        .on_request_failed(peer, *feed.as_bytes(), generation);
+                    self.go_on(peer, *feed, next);
                 }
                 self.strike(peer, "sync response of the wrong kind");
             }
         }
+    }
+
+    /// A batch of `feed`'s entries from `peer`, asked from `from_seq`: asks
+    /// for the next batch at once and ingests this one after the previous.
+    fn on_entries(
+        &mut self,
+        peer: PeerId,
+        feed: FeedId,
+        from_seq: u64,
+        generation: u64,
+        wire: Vec<WireEntry>,
+    ) {
+        let received = wire.len();
+        let mut run = Vec::with_capacity(received);
+        let mut whole = true;
+        for (w, expected) in wire.into_iter().zip(from_seq..) {
+            match SignedHeader::decode(&w.header) {
+                Ok(header) if header.header().seq == expected => run.push(IncomingEntry {
+                    header,
+                    payload: w.payload,
+                }),
+                Ok(_) => {
+                    self.strike(peer, "sync response out of order");
+                    whole = false;
+                    break;
+                }
+                Err(_) => {
+                    self.strike(peer, "malformed entry in a sync response");
+                    whole = false;
+                    break;
+                }
+            }
+        }
+        let last_seq = run.last().filter(|_| whole).map(|e| e.header.header().seq);
+        let key = *feed.as_bytes();
+        let Some(plan) = self.fetching.on_batch(peer, key, generation, last_seq) else {
+            // The fetch was given up (a strike, a disconnection) or replaced.
+            return;
+        };
+        let Plan {
+            after,
+            queued,
+            request_from,
+        } = plan;
+        if let Some(from) = request_from {
+            self.request_entries(peer, feed, from, generation);
+        }
+        let store = self.store.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let outcome = match Store::check_run(feed, run).await {
+                Ok(checked) => {
+                    // Runs reach the writer in the order they arrived; an
+                    // error means the one before will never be queued.
+                    if let Some(after) = after {
+                        let _ = after.await;
+                    }
+                    let pending = store.submit_run(checked, now_ms()).await;
+                    drop(queued);
+                    match pending {
+                        Ok(pending) => pending.committed().await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let _ = done.send(Done::SyncIngested {
+                peer,
+                feed,
+                generation,
+                received,
+                outcome,
+            });
+        });
     }
 
     fn on_done(&mut self, done: Done) {
@@ -688,44 +761,62 @@ impl Service {
             Done::SyncIngested {
                 peer,
                 feed,
-                target,
+                generation,
                 received,
                 outcome,
             } => {
-                // A gap seen meanwhile may have raised the target.
-                let target = self
-                    .fetching
-                    .remove(&(peer, *feed.as_bytes()))
-                    .map_or(target, |t| t.max(target));
+                let key = *feed.as_bytes();
                 match outcome {
                     Ok(o) => {
                         self.counters.sync_ingested(received, o.skipped, o.appended);
                         if let Some(e) = o.stopped_by.as_ref().filter(|e| proves_misbehaviour(e)) {
                             tracing::warn!(%peer, feed = %feed, error = %e, "invalid entry in a sync response");
                             self.strike(peer, "invalid entry in a sync response");
-                        } else if received > 0 && o.appended > 0 && o.head_seq < target {
-                            self.fetch(peer, feed, o.head_seq + 1, target);
-                        } else if o.appended > 0 {
-                            // Caught up by sync, so nothing was gossiped: peers
-                            // that follow this feed learn our new height.
-                            self.offer_heights(feed, peer);
+                            self.fetching.abandon(peer, key);
+                        } else {
+                            let next = self
+                                .fetching
+                                .on_ingested(peer, key, generation, o.appended, o.head_seq);
+                            self.go_on(peer, feed, next);
                         }
                     }
                     Err(e) => {
                         self.counters.sync_ingested(received, 0, 0);
                         tracing::error!(error = %e, "store refused a sync batch");
+                        self.fetching.abandon(peer, key);
                     }
                 }
             }
         }
     }
 
+    /// Takes a fetch on as [`Fetches`] says.
+    fn go_on(&mut self, peer: PeerId, feed: FeedId, next: Next) {
+        match next {
+            Next::Wait => {}
+            Next::Request {
+                from_seq,
+                generation,
+            } => self.request_entries(peer, feed, from_seq, generation),
+            Next::Finished(f) if f.appended > 0 && f.head_seq < f.target => {
+                // Progress, but short of the height we were told: the peer
+                // sent less than it had (a batch cut short); ask again.
+                self.fetch(peer, feed, f.head_seq + 1, f.target);
+            }
+            Next::Finished(f) if f.appended > 0 => {
+                // Caught up by sync, so nothing was gossiped: peers that
+                // follow this feed learn our new height.
+                self.offer_heights(feed, peer);
+            }
+            Next::Finished(_) => {}
+        }
+    }
+
     /// Fetches `feed` from `peer` up to `target`, or raises the target of a
     /// fetch already under way.
     fn fetch_up_to(&mut self, peer: PeerId, feed: FeedId, head_seq: u64, target: u64) {
-        match self.fetching.get_mut(&(peer, *feed.as_bytes())) {
-            Some(t) => *t = (*t).max(target),
-            None => self.fetch(peer, feed, head_seq + 1, target),
+        if !self.fetching.raise(peer, *feed.as_bytes(), target) {
+            self.fetch(peer, feed, head_seq + 1, target);
         }
     }
 
@@ -741,21 +832,35 @@ impl Service {
                 .ok()
                 .flatten()
                 .map_or(0, |h| h.header().seq);
-            if *their_seq > ours && !self.fetching.contains_key(&(peer, *key)) {
+            if *their_seq > ours && !self.fetching.contains(peer, *key) {
                 self.fetch(peer, feed, ours + 1, *their_seq);
             }
         }
     }
 
+    /// Starts fetching `feed` from `peer`, from `from_seq` up to `target`.
     fn fetch(&mut self, peer: PeerId, feed: FeedId, from_seq: u64, target: u64) {
+        let generation = self
+            .fetching
+            .start(peer, *feed.as_bytes(), from_seq, target);
+        self.request_entries(peer, feed, from_seq, generation);
+    }
+
+    fn request_entries(&mut self, peer: PeerId, feed: FeedId, from_seq: u64, generation: u64) {
         let request = SyncRequest::Entries {
             feed: *feed.as_bytes(),
             from_seq,
             max: self.config.sync_batch,
         };
         let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
-        self.outbound.insert(id, Asked::Entries { feed, target });
-        self.fetching.insert((peer, *feed.as_bytes()), target);
+        self.outbound.insert(
+            id,
+            Asked::Entries {
+                feed: Box::new(feed),
+                from_seq,
+                generation,
+            },
+        );
     }
 
     fn send_heights(&mut self, peer: PeerId) {
@@ -1083,7 +1188,7 @@ mod tests {
         service.on_done(Done::SyncIngested {
             peer: PeerId::random(),
             feed,
-            target: 5,
+            generation: 0,
             received: 5,
             outcome,
         });

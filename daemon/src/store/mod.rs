@@ -12,10 +12,12 @@
 //! the writer, against the committed head, so the store never holds an entry
 //! that does not verify, whatever raced to write it. The signatures of an
 //! ingested run are checked before it reaches the writer, on another thread
-//! ([`Store::ingest`]); the writer takes them as checked only for the exact
-//! entries the check names (`CheckedSignatures`). Reads ([`Store::head`],
-//! [`Store::entries`], ...) run in their own MVCC read transactions on any
-//! thread and never wait for the writer.
+//! ([`Store::check_run`]); the writer takes them as checked only for the
+//! exact entries the check names (`CheckedSignatures`). Sync submits a
+//! feed's runs in order without waiting for each commit
+//! ([`Store::submit_run`]). Reads ([`Store::head`], [`Store::entries`],
+//! ...) run in their own MVCC read transactions on any thread and never wait
+//! for the writer.
 //!
 //! Erasing payloads rewrites the database without them (`store/scrub.rs`),
 //! so erased bytes do not linger in freed pages; readers then move to the
@@ -108,6 +110,27 @@ pub struct IngestOutcome {
     pub stopped_by: Option<EntryError>,
     /// The feed's head after the ingest (0 if empty).
     pub head_seq: u64,
+}
+
+/// A run of one author's entries whose signatures are checked
+/// ([`Store::check_run`]), ready for [`Store::submit_run`].
+#[derive(Debug)]
+pub struct CheckedRun {
+    author: FeedId,
+    run: Vec<IncomingEntry>,
+    checked: Box<CheckedSignatures>,
+}
+
+/// A run queued for the writer ([`Store::submit_run`]).
+#[derive(Debug)]
+#[must_use = "the run's outcome is only known once committed"]
+pub struct PendingIngest(oneshot::Receiver<Result<IngestOutcome, StoreError>>);
+
+impl PendingIngest {
+    /// Waits until the run is committed (or refused) and says what became of it.
+    pub async fn committed(self) -> Result<IngestOutcome, StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
 }
 
 /// A committed entry, announced to subscribers after its commit.
@@ -278,31 +301,60 @@ impl Store {
     /// Validates a run of `author`'s entries against the committed head and
     /// appends the longest valid prefix; returns once it is committed.
     ///
-    /// The signatures, the costly half of validation, are checked here, on a
-    /// blocking thread, before the run reaches the writer: the one writer
-    /// thread then only checks the chain against the head and commits, and
-    /// another run's signatures can be checked while it does.
+    /// The same as [`Store::check_run`], then [`Store::submit_run`], then
+    /// waiting for the commit.
     pub async fn ingest(
         &self,
         author: FeedId,
         run: Vec<IncomingEntry>,
         now_ms: u64,
     ) -> Result<IngestOutcome, StoreError> {
-        let (run, checked) = tokio::task::spawn_blocking(move || {
+        let checked = Self::check_run(author, run).await?;
+        self.submit_run(checked, now_ms).await?.committed().await
+    }
+
+    /// Checks the signatures of a run of `author`'s entries, the costly half
+    /// of validation, on a blocking thread: the one writer thread then only
+    /// checks the chain against the head and commits, and another run's
+    /// signatures can be checked while it does.
+    pub async fn check_run(
+        author: FeedId,
+        run: Vec<IncomingEntry>,
+    ) -> Result<CheckedRun, StoreError> {
+        tokio::task::spawn_blocking(move || {
             let headers: Vec<SignedHeader> = run.iter().map(|e| e.header.clone()).collect();
             let checked = Box::new(CheckedSignatures::check(&author, &headers));
-            (run, checked)
+            CheckedRun {
+                author,
+                run,
+                checked,
+            }
         })
         .await
-        .map_err(|e| StoreError::Database(format!("signature check task failed: {e}")))?;
-        self.call(|reply| Command::Ingest {
-            author,
-            run,
-            checked,
-            now_ms,
-            reply,
-        })
-        .await
+        .map_err(|e| StoreError::Database(format!("signature check task failed: {e}")))
+    }
+
+    /// Hands a checked run to the writer and returns as soon as it is queued:
+    /// runs are applied in the order they were submitted, so a caller that
+    /// submits a feed's runs in order can have several on their way to the
+    /// disk at once (the writer commits what is queued in one transaction).
+    pub async fn submit_run(
+        &self,
+        run: CheckedRun,
+        now_ms: u64,
+    ) -> Result<PendingIngest, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Ingest {
+                author: run.author,
+                run: run.run,
+                checked: run.checked,
+                now_ms,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(PendingIngest(rx))
     }
 
     /// Signs and appends an entry to the node's own feed; returns once committed.
