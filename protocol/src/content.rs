@@ -362,7 +362,8 @@ pub struct Deny {
     pub reason: Option<String>,
 }
 
-/// `revoke` (private, to the custodians): the owner withdraws a backup.
+/// `revoke` (private, to the custodians and the trustees): the owner
+/// withdraws a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Revoke {
@@ -370,6 +371,11 @@ pub struct Revoke {
     pub version: V1,
     /// The backup revoked.
     pub backup: BackupId,
+    /// The ids of the backup's `shard` entries in the owner's feed, whose
+    /// payloads every replica that receives this erases (0 to
+    /// [`MAX_CUSTODIANS`], distinct; absent when none are listed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<EntryId>,
 }
 
 /// `grant` (private, to a trustee): what the trustee may ask for.
@@ -566,9 +572,9 @@ impl Content {
                 check_name("name", &a.name)?;
                 check_text("description", a.description.as_deref(), MAX_TEXT_LEN)
             }
+            Self::Revoke(r) => check_entry_list("shards", &r.shards, MAX_CUSTODIANS),
             Self::Contact(_)
             | Self::Ack(_)
-            | Self::Revoke(_)
             | Self::Redeemed(_)
             | Self::Challenge(_)
             | Self::Proof(_) => Ok(()),
@@ -684,6 +690,20 @@ fn check_feed_list(
     }
     let mut seen = BTreeSet::new();
     if let Some(i) = feeds.iter().position(|f| !seen.insert(*f)) {
+        return Err(field_error(format!("{field}[{i}]"), "listed twice"));
+    }
+    Ok(())
+}
+
+fn check_entry_list(field: &str, entries: &[EntryId], max: usize) -> Result<(), ContentError> {
+    if entries.len() > max {
+        return Err(field_error(
+            field,
+            format!("must list at most {max} entries"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    if let Some(i) = entries.iter().position(|e| !seen.insert(*e)) {
         return Err(field_error(format!("{field}[{i}]"), "listed twice"));
     }
     Ok(())

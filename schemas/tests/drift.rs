@@ -458,6 +458,12 @@ fn built_in_rust() -> (Vec<Content>, Vec<Content>) {
         Content::Revoke(Revoke {
             version: V1,
             backup,
+            shards: Vec::new(),
+        }),
+        Content::Revoke(Revoke {
+            version: V1,
+            backup,
+            shards: vec![EntryId([5; 32]), EntryId([6; 32])],
         }),
         Content::Grant(Grant {
             version: V1,

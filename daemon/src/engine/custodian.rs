@@ -143,6 +143,7 @@ pub(super) async fn on_shard(
                     owner_approved: Vec::new(),
                     revoked: None,
                     redeemed: None,
+                    erased_replicas: Vec::new(),
                     last_proof_ms: None,
                 };
                 vec![

@@ -91,6 +91,8 @@ pub(super) async fn on_grant(
         },
         received_ms: now,
         redeemed_ms: None,
+        revoked: None,
+        erased_replicas: Vec::new(),
     };
     let backup = grant.backup;
     let follows = record.custodians.clone();
@@ -125,6 +127,9 @@ pub(super) async fn start(
 ) -> Result<RequestView, EngineError> {
     if grant.redeemed_ms.is_some() {
         return Err(EngineError::Redeemed(backup));
+    }
+    if grant.revoked.is_some() {
+        return Err(EngineError::AlreadyRevoked(backup));
     }
     let existing = records::recovery(&engine.store, &backup)?;
     if let Some(r) = &existing

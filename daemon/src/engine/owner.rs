@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use sherd_protocol::backup::{self, BackupSpec};
-use sherd_protocol::content::{Ack, Content, Grant, Revoke, V1};
+use sherd_protocol::content::{Ack, Content, Grant, V1};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::envelope;
 use sherd_protocol::{BackupId, FeedId};
@@ -21,6 +21,7 @@ use super::audit::{AuditLine, Outcome};
 use super::open::Item;
 use super::records::{self, BackupRecord, CustodianRecord, PolicyRecord, TrusteeRecord};
 use super::requests::boxed_to;
+use super::revoke;
 use super::{CreatedBackup, EngineError, EngineEvent};
 use crate::clock;
 use crate::rng::os_rng;
@@ -116,12 +117,11 @@ pub(super) async fn create_backup(
     }
     // A re-share: the old backup's custodians are told to erase, last.
     if let Some((old, record)) = &replaced {
-        let old_custodians: Vec<FeedId> = record.custodians.iter().map(|c| c.feed).collect();
-        let revoke = Content::Revoke(Revoke {
-            version: V1,
-            backup: *old,
-        });
-        publish.extend(boxed_to(engine, &old_custodians, &revoke)?);
+        publish.extend(boxed_to(
+            engine,
+            &revoke::revoke_recipients(record),
+            &revoke::revoke_content(*old, record),
+        )?);
     }
 
     let id = made.id;

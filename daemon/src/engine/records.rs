@@ -96,6 +96,13 @@ pub struct GrantRecord {
     /// When this node used its one-time access, ms since the Unix epoch.
     #[serde(default)]
     pub redeemed_ms: Option<u64>,
+    /// The owner's `revoke` entry, once it revoked the backup.
+    #[serde(default)]
+    pub revoked: Option<EntryId>,
+    /// The owner's `shard` entries (boxed to the custodians) this node erased
+    /// from its replica of the owner's feed on the revocation.
+    #[serde(default)]
+    pub erased_replicas: Vec<EntryId>,
 }
 
 /// One custodian of a backup, as the owner sees it.
@@ -177,6 +184,10 @@ pub struct HeldShard {
     /// shard's payload is then erased and requests are answered "redeemed".
     #[serde(default)]
     pub redeemed: Option<EntryId>,
+    /// The other custodians' `shard` entries, which this node cannot open,
+    /// erased from its replica of the owner's feed on the revocation.
+    #[serde(default)]
+    pub erased_replicas: Vec<EntryId>,
     /// When this node last answered the owner's health check.
     #[serde(default)]
     pub last_proof_ms: Option<u64>,

@@ -2,24 +2,27 @@
 //! the payload that carried its shard and acknowledges; the owner sees who
 //! has.
 //!
-//! The custodian's record says `revoked` (in the same transaction as its
-//! `ack`) before the payload is erased (a separate store command), and every
-//! start erases the payloads of revoked shards again: a crash in between
-//! leaves nothing behind for long. A revoked shard is never released: its
-//! payload is gone, and requests for it are refused.
+//! The `revoke` lists the backup's `shard` entries and also goes to the
+//! trustees: every custodian and trustee holds a replica of the owner's feed
+//! with all the boxed shards in it, and each erases those it cannot open as
+//! well (a thief of another custodian's key could open them later). Only
+//! entries that do not open for the node are erased this way, so an owner's
+//! list can take nothing from this node that it acts on.
 //!
-//! What "erased" means here: the payload is deleted from the store; the
-//! entry's header stays (the feed still verifies). redb does not scrub freed
-//! pages, so until they are reused the bytes may linger in the file (see
-//! BENCHMARKS/closing notes: scrubbing is issue 5's next step).
+//! The node's record says `revoked` (in the same transaction as the `ack`)
+//! before the payloads are erased (a separate store command, which also
+//! scrubs the file), and every start erases the payloads of revoked shards
+//! again: a crash in between leaves nothing behind for long. A revoked shard
+//! is never released: its payload is gone, and requests for it are refused.
+//! The entries' headers stay, so the feed still verifies.
 
 use sherd_protocol::content::{Ack, Content, Revoke, V1};
-use sherd_protocol::entry::SignedHeader;
+use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::{BackupId, EntryId, FeedId};
 
 use super::actor::Engine;
 use super::audit::{AuditLine, Outcome};
-use super::open::Item;
+use super::open::{self, Item, Opened};
 use super::records::{self, BackupRecord, RequestState, Role};
 use super::requests::{boxed_to, request_update};
 use super::{EngineError, EngineEvent};
@@ -41,11 +44,8 @@ pub(super) async fn revoke(
     let record_shards: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
     let publish = boxed_to(
         engine,
-        &custodians,
-        &Content::Revoke(Revoke {
-            version: V1,
-            backup,
-        }),
+        &revoke_recipients(&record),
+        &revoke_content(backup, &record),
     )?;
     let now = clock::now_ms();
     let line = AuditLine::new(now, "backup_revoked", Outcome::Ok)
@@ -71,7 +71,57 @@ pub(super) async fn revoke(
         .ok_or_else(|| EngineError::Missing(format!("backup {backup} revoked but not recorded")))
 }
 
-/// On a custodian: the owner's `revoke`.
+/// Who is told of the revocation of `record`: its custodians and trustees.
+pub(super) fn revoke_recipients(record: &BackupRecord) -> Vec<FeedId> {
+    record
+        .custodians
+        .iter()
+        .map(|c| c.feed)
+        .chain(record.trustees.iter().map(|t| t.feed))
+        .collect()
+}
+
+/// The `revoke` of `backup`, listing its `shard` entries for every replica.
+pub(super) fn revoke_content(backup: BackupId, record: &BackupRecord) -> Content {
+    Content::Revoke(Revoke {
+        version: V1,
+        backup,
+        shards: record.custodians.iter().map(|c| c.shard).collect(),
+    })
+}
+
+/// The entries among `listed` that are boxed entries of `owner`'s feed
+/// held here whose envelopes do not open with this node's key: replicas
+/// this node keeps for others and never acts on, so erasing them takes
+/// nothing from it. Trial-opening costs one X25519 per entry (at most 32).
+fn unreadable_replicas(
+    engine: &Engine,
+    owner: FeedId,
+    listed: &[EntryId],
+) -> Result<Vec<EntryId>, EngineError> {
+    let mut replicas = Vec::new();
+    for id in listed {
+        let Some(stored) = engine.store.entry(id)? else {
+            continue;
+        };
+        if stored.header.header().author != *owner.as_bytes() {
+            continue;
+        }
+        let item = open::open(
+            &engine.secret,
+            owner,
+            &stored.header,
+            stored.payload.as_deref(),
+        );
+        let boxed = stored.header.header().payload_kind == PayloadKind::Boxed;
+        if boxed && stored.payload.is_some() && matches!(item.opened, Opened::Nothing) {
+            replicas.push(*id);
+        }
+    }
+    Ok(replicas)
+}
+
+/// On a custodian or a trustee: the owner's `revoke`.
 pub(super) async fn on_revoke(
     engine: &mut Engine,
     item: &Item,
@@ -83,12 +133,7 @@ pub(super) async fn on_revoke(
     let Some(mut held) =
         records::held_shard(&engine.store, &backup)?.filter(|held| held.owner == owner)
     else {
-        let line = AuditLine::new(now, "revoke_ignored", Outcome::Ignored)
-            .backup(backup)
-            .peer(owner)
-            .entry(item.id)
-            .reason("this node holds no shard of that backup of that owner");
-        return engine.commit_audit(item, line).await;
+        return on_revoke_as_trustee(engine, item, revoke).await;
     };
     if held.revoked.is_some() {
         let line = AuditLine::new(now, "revoke_ignored", Outcome::Ignored)
@@ -98,8 +143,11 @@ pub(super) async fn on_revoke(
             .reason("revoked already");
         return engine.commit_audit(item, line).await;
     }
+    let replicas = unreadable_replicas(engine, owner, &revoke.shards)?;
     held.revoked = Some(item.id);
-    let shard_entry = held.shard;
+    held.erased_replicas.clone_from(&replicas);
+    let mut erased = replicas;
+    erased.push(held.shard);
     let mut updates = vec![records::held_update(backup, &held)];
     updates.extend(close_open_requests(
         engine,
@@ -116,13 +164,68 @@ pub(super) async fn on_revoke(
         .backup(backup)
         .peer(owner)
         .entry(item.id)
-        .reason("revoked by the owner; revocation acknowledged");
+        .reason(format!(
+            "revoked by the owner; revocation acknowledged; {} other custodians' shards erased from this replica",
+            erased.len() - 1
+        ));
     updates.push(EngineUpdate::Audit(line.to_json()));
     engine.commit(Some(item), publish, move |_| updates).await?;
-    erase(engine, &[shard_entry]).await;
+    erase(engine, &erased).await;
     engine.deadlines_changed();
     tracing::info!(%backup, %owner, "engine: shard erased on revocation");
     engine.emit(EngineEvent::ShardErased { backup, owner });
+    Ok(())
+}
+
+/// On a trustee: the owner's `revoke` of a backup it was granted access to.
+/// Nothing is acknowledged (the owner counts custodians' erasures); the
+/// grant is closed and the shards replicated here are erased.
+async fn on_revoke_as_trustee(
+    engine: &mut Engine,
+    item: &Item,
+    revoke: &Revoke,
+) -> Result<(), EngineError> {
+    let owner = item.feed;
+    let backup = revoke.backup;
+    let now = clock::now_ms();
+    let ignored = |reason: &str| {
+        AuditLine::new(now, "revoke_ignored", Outcome::Ignored)
+            .backup(backup)
+            .peer(owner)
+            .entry(item.id)
+            .reason(reason)
+    };
+    let Some(mut grant) = records::grant(&engine.store, &backup)?.filter(|g| g.owner == owner)
+    else {
+        let line = ignored("this node holds no shard of that backup of that owner, nor a grant");
+        return engine.commit_audit(item, line).await;
+    };
+    if grant.revoked.is_some() {
+        return engine.commit_audit(item, ignored("revoked already")).await;
+    }
+    let replicas = unreadable_replicas(engine, owner, &revoke.shards)?;
+    grant.revoked = Some(item.id);
+    grant.erased_replicas.clone_from(&replicas);
+    let line = AuditLine::new(now, "grant_revoked", Outcome::Ok)
+        .backup(backup)
+        .peer(owner)
+        .entry(item.id)
+        .reason(format!(
+            "the owner revoked the backup; {} custodians' shards erased from this replica",
+            replicas.len()
+        ));
+    let updates = vec![
+        EngineUpdate::Grant {
+            id: backup,
+            record: records::encode(&grant),
+        },
+        EngineUpdate::Audit(line.to_json()),
+    ];
+    engine
+        .commit(Some(item), Vec::new(), move |_| updates)
+        .await?;
+    erase(engine, &replicas).await;
+    tracing::info!(%backup, %owner, "engine: grant revoked");
     Ok(())
 }
 
@@ -223,11 +326,15 @@ pub(super) fn ended_backup_shards(engine: &Engine) -> Result<Vec<EntryId>, Engin
         .collect())
 }
 
-/// The shard entries of revoked backups (erased again on every start).
+/// The shard entries of revoked backups, ours and the replicas of others'
+/// (erased again on every start).
 pub(super) fn revoked_shards(engine: &Engine) -> Result<Vec<EntryId>, EngineError> {
-    Ok(records::held_shards(&engine.store)?
+    let held = records::held_shards(&engine.store)?
         .into_iter()
         .filter(|(_, h)| h.revoked.is_some())
-        .map(|(_, h)| h.shard)
-        .collect())
+        .flat_map(|(_, h)| std::iter::once(h.shard).chain(h.erased_replicas));
+    let granted = records::grants(&engine.store)?
+        .into_iter()
+        .flat_map(|(_, g)| g.erased_replicas);
+    Ok(held.chain(granted).collect())
 }

@@ -1409,13 +1409,48 @@ async fn a_fourth_request_in_a_day_is_ignored_and_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_revoked_backup_is_erased_by_every_custodian_and_can_no_longer_be_released() {
     let net = Net::new(3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let trustee = trustee_of(&net, dir.path()).await;
     let created = net
         .owner
         .engine
-        .create_backup(spec(net.feeds(), 2))
+        .create_backup(emergency_spec(
+            net.feeds(),
+            trustee.key.feed_id(),
+            3600,
+            Release::Approve,
+        ))
         .await
         .unwrap();
-    wait_for_acks(&net.owner, &created.id, 3).await;
+    let record = wait_for_acks(&net.owner, &created.id, 3).await;
+    eventually("the trustee has its grant", || async {
+        records::grant(&trustee.store, &created.id).unwrap()
+    })
+    .await;
+    // Every custodian and the trustee replicate the owner's feed, so each
+    // holds every custodian's boxed shard (the control: on disk, before).
+    let shards: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
+    let sealed: Vec<Vec<u8>> = shards
+        .iter()
+        .map(|id| net.owner.store.entry(id).unwrap().unwrap().payload.unwrap())
+        .collect();
+    let replicas: Vec<(&Store, &Path)> = (0..3)
+        .map(|i| (&net.custodian(i).store, net.dirs[i + 1].path()))
+        .chain(std::iter::once((&trustee.store, dir.path())))
+        .collect();
+    for (node, (store, path)) in replicas.iter().enumerate() {
+        for (shard, bytes) in shards.iter().zip(&sealed) {
+            eventually("the replica holds every shard", || async {
+                let held = store.entry(shard).unwrap().and_then(|e| e.payload);
+                held.is_some().then_some(())
+            })
+            .await;
+            assert!(
+                !crate::store::files_containing(path, bytes).is_empty(),
+                "the control: node {node} has shard {shard} on disk"
+            );
+        }
+    }
     // A request waits at the custodians when the owner revokes.
     let (_, id, _) = net
         .owner
@@ -1463,7 +1498,31 @@ async fn a_revoked_backup_is_erased_by_every_custodian_and_can_no_longer_be_rele
         );
         assert_eq!(audit_events(&lines, "shard_erased").len(), 1, "{lines:?}");
     }
-    // The owner cannot ask for a revoked backup.
+    // Every replica dropped every custodian's shard, from every file: the
+    // custodians and the trustee alike.
+    for (node, (store, path)) in replicas.iter().enumerate() {
+        for (shard, bytes) in shards.iter().zip(&sealed) {
+            eventually("the replica erased the shard, from every file", || async {
+                let entry = store.entry(shard).unwrap().expect("header kept");
+                let gone = entry.payload.is_none()
+                    && crate::store::files_containing(path, bytes).is_empty();
+                gone.then_some(())
+            })
+            .await;
+        }
+        assert!(
+            store.head(&net.owner.key.feed_id()).unwrap().is_some(),
+            "node {node}"
+        );
+    }
+    let grant = records::grant(&trustee.store, &created.id)
+        .unwrap()
+        .unwrap();
+    assert!(grant.revoked.is_some());
+    assert_eq!(grant.erased_replicas.len(), 3);
+    let lines = audit(&trustee.store);
+    assert_eq!(audit_events(&lines, "grant_revoked").len(), 1, "{lines:?}");
+    // Neither the owner nor the trustee can ask for a revoked backup.
     let asked = net
         .owner
         .engine
@@ -1471,6 +1530,13 @@ async fn a_revoked_backup_is_erased_by_every_custodian_and_can_no_longer_be_rele
         .await
         .unwrap_err();
     assert!(matches!(asked, EngineError::AlreadyRevoked(_)), "{asked}");
+    let asked = trustee
+        .engine
+        .start_owner_recovery(created.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(asked, EngineError::AlreadyRevoked(_)), "{asked}");
+    assert!(trustee.shutdown(LIMIT).await);
     net.shutdown().await;
 }
 
