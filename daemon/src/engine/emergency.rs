@@ -251,14 +251,14 @@ pub(super) async fn on_request(
         );
         return refused(engine, item, refuse(reason)).await;
     };
+    // Told only to someone entitled to ask: the state of a backup is not
+    // anyone's business. (A redeemed backup is revoked too.)
+    if held.redeemed.is_some() && (sender == request.owner || held.trustees.contains(&sender)) {
+        return redeem::answer_redeemed(engine, item, request).await;
+    }
     if held.revoked.is_some() {
         let reason = "the owner revoked this backup; its shard is erased".to_owned();
         return refused(engine, item, refuse(reason)).await;
-    }
-    // Told only to someone entitled to ask: the state of a backup is not
-    // anyone's business.
-    if held.redeemed.is_some() && (sender == request.owner || held.trustees.contains(&sender)) {
-        return redeem::answer_redeemed(engine, item, request).await;
     }
     if sender == request.owner {
         return owner_approval(engine, item, request, held).await;

@@ -42,6 +42,9 @@ pub(super) async fn create_backup(
             let Some(record) = records::backup(&engine.store, &old)? else {
                 return Err(EngineError::UnknownBackup(old));
             };
+            if record.redeemed.is_some() {
+                return Err(EngineError::Redeemed(old));
+            }
             if record.revoked.is_some() {
                 return Err(EngineError::AlreadyRevoked(old));
             }

@@ -13,13 +13,19 @@
 //!   of its `shard` entry and of its own releases (scrubbed: `store/scrub.rs`).
 //!   Every later request for the backup is answered with a `deny` saying it
 //!   was redeemed ([`answer_redeemed`]).
-//! - The **owner** records who redeemed it, so `backup show` says so.
+//! - The **owner** records who redeemed it, so `backup show` says so, and
+//!   revokes the backup in the same step (`revoke.rs`): the custodians and
+//!   trustees hold replicas of every custodian's boxed shard in their copies
+//!   of the owner's feed, and only a `revoke` lists those for erasure. The
+//!   `revoke` may reach a custodian before the trustee's `redeemed`; either
+//!   order ends the same (a request closed by that revocation still counts
+//!   for the redemption), and requests are answered "redeemed" either way.
 //!
 //! The owner's own recoveries (same identity, or a lost device) do not redeem
 //! a backup: one-time limits emergency access, not the owner.
 
 use sherd_protocol::content::{Content, Deny, Redeemed, Request, RequestKind, V1};
-use sherd_protocol::entry::PayloadKind;
+use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::{BackupId, EntryId, FeedId};
 
 use super::actor::Engine;
@@ -27,6 +33,7 @@ use super::audit::{AuditLine, Outcome};
 use super::open::Item;
 use super::records::{self, RecoveryRecord, RedeemedRecord, RequestState, Role};
 use super::requests::boxed_to;
+use super::revoke;
 use super::{EngineError, EngineEvent};
 use crate::clock;
 use crate::store::EngineUpdate;
@@ -128,8 +135,8 @@ async fn at_custodian(
         let line = ignored("this node holds no shard of that backup");
         return engine.commit_audit(item, line).await;
     };
-    if held.redeemed.is_some() || held.revoked.is_some() {
-        let line = ignored("the shard is erased already");
+    if held.redeemed.is_some() {
+        let line = ignored("redeemed already");
         return engine.commit_audit(item, line).await;
     }
     if !held.trustees.contains(&trustee) {
@@ -147,10 +154,15 @@ async fn at_custodian(
             ignored("no emergency request of that trustee for that backup reached this node");
         return engine.commit_audit(item, line).await;
     };
-    if matches!(
-        asked.state,
-        RequestState::Vetoed | RequestState::Denied { .. }
-    ) {
+    // The owner revokes a redeemed backup (to erase every replica), and its
+    // `revoke` may arrive before the trustee's `redeemed`: a request closed
+    // by that revocation still counts.
+    let refused_here = match asked.state {
+        RequestState::Vetoed => true,
+        RequestState::Denied { .. } => held.revoked.is_none(),
+        _ => false,
+    };
+    if refused_here {
         let line = ignored("that request was vetoed or denied here");
         return engine.commit_audit(item, line).await;
     }
@@ -162,12 +174,22 @@ async fn at_custodian(
     updates.extend(super::revoke::close_open_requests(
         engine, backup, REDEEMED,
     )?);
-    let line = AuditLine::new(now, "shard_erased", Outcome::Ok)
+    // After a revocation the shard is gone already: only the releases go.
+    let first_erasure = held.revoked.is_none();
+    let (event, reason) = if first_erasure {
+        ("shard_erased", "one-time backup redeemed by a trustee")
+    } else {
+        (
+            "releases_erased",
+            "one-time backup redeemed by a trustee after the owner revoked it",
+        )
+    };
+    let line = AuditLine::new(now, event, Outcome::Ok)
         .backup(backup)
         .peer(trustee)
         .entry(item.id)
         .request(redeemed.request)
-        .reason("one-time backup redeemed by a trustee");
+        .reason(reason);
     updates.push(EngineUpdate::Audit(line.to_json()));
     engine
         .commit(Some(item), Vec::new(), move |_| updates)
@@ -175,10 +197,12 @@ async fn at_custodian(
     super::revoke::erase(engine, &erase).await;
     engine.deadlines_changed();
     tracing::info!(%backup, %trustee, "engine: one-time backup redeemed; shard erased");
-    engine.emit(EngineEvent::ShardErased {
-        backup,
-        owner: held.owner,
-    });
+    if first_erasure {
+        engine.emit(EngineEvent::ShardErased {
+            backup,
+            owner: held.owner,
+        });
+    }
     Ok(())
 }
 
@@ -217,15 +241,34 @@ async fn at_owner(
         request: redeemed.request,
         at_ms: now,
     });
+    // Revoked too, in the same step: the custodians already erase their own
+    // shards, but they and the trustees keep replicas of everyone's boxed
+    // shard in their copies of our feed, and only a `revoke` lists those.
+    let already_revoked = record.revoked.is_some();
+    let publish = if already_revoked {
+        Vec::new()
+    } else {
+        boxed_to(
+            engine,
+            &revoke::revoke_recipients(&record),
+            &revoke::revoke_content(backup, &record),
+        )?
+    };
     let line = AuditLine::new(now, "backup_redeemed", Outcome::Ok)
         .backup(backup)
         .peer(trustee)
         .entry(item.id)
         .request(redeemed.request)
-        .reason("a trustee used its one-time access; the custodians erase their shards");
+        .reason(
+            "a trustee used its one-time access; the custodians erase their shards, \
+             and the backup is revoked so that every replica of them goes too",
+        );
     let shards: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
     engine
-        .commit(Some(item), Vec::new(), move |_| {
+        .commit(Some(item), publish, move |published: &[SignedHeader]| {
+            if let Some(revoke) = published.first() {
+                record.revoked = Some(revoke.id());
+            }
             vec![
                 records::backup_update(backup, &record),
                 EngineUpdate::Audit(line.to_json()),

@@ -98,7 +98,9 @@ pub(super) async fn start_owner(
     let Some(made) = records::backup(&engine.store, &backup)? else {
         return Err(EngineError::UnknownBackup(backup));
     };
-    if made.revoked.is_some() {
+    // A redeemed backup is revoked too (to erase every replica), but asking
+    // is left to the custodians, who answer "redeemed".
+    if made.revoked.is_some() && made.redeemed.is_none() {
         return Err(EngineError::AlreadyRevoked(backup));
     }
     let existing = records::recovery(&engine.store, &backup)?;
@@ -460,7 +462,9 @@ pub(super) async fn on_request(
         );
         return refused(engine, item, refuse(reason)).await;
     };
-    if held.revoked.is_some() {
+    // A redeemed backup is revoked too; those entitled to ask are told
+    // "redeemed" below.
+    if held.revoked.is_some() && held.redeemed.is_none() {
         let reason = "the owner revoked this backup; its shard is erased".to_owned();
         return refused(engine, item, refuse(reason)).await;
     }

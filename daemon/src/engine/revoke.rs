@@ -160,12 +160,20 @@ pub(super) async fn on_revoke(
         shard: item.id,
     });
     let publish = boxed_to(engine, &[owner], &ack)?;
-    let line = AuditLine::new(now, "shard_erased", Outcome::Ok)
+    // A redeemed backup's own shard went at the redemption; the owner
+    // revokes it to have the replicas erased.
+    let first_erasure = held.redeemed.is_none();
+    let (event, what) = if first_erasure {
+        ("shard_erased", "revoked by the owner")
+    } else {
+        ("replicas_erased", "the owner revoked the redeemed backup")
+    };
+    let line = AuditLine::new(now, event, Outcome::Ok)
         .backup(backup)
         .peer(owner)
         .entry(item.id)
         .reason(format!(
-            "revoked by the owner; revocation acknowledged; {} other custodians' shards erased from this replica",
+            "{what}; revocation acknowledged; {} other custodians' shards erased from this replica",
             erased.len() - 1
         ));
     updates.push(EngineUpdate::Audit(line.to_json()));
@@ -173,7 +181,9 @@ pub(super) async fn on_revoke(
     erase(engine, &erased).await;
     engine.deadlines_changed();
     tracing::info!(%backup, %owner, "engine: shard erased on revocation");
-    engine.emit(EngineEvent::ShardErased { backup, owner });
+    if first_erasure {
+        engine.emit(EngineEvent::ShardErased { backup, owner });
+    }
     Ok(())
 }
 

@@ -1644,6 +1644,37 @@ async fn a_one_time_backup_is_redeemed_once_and_erased_from_every_custodian_stor
     }
     assert_eq!(owner_record.by, trustee.key.feed_id());
     assert_eq!(owner_record.request, id);
+    // The owner revoked it in the same step, so every custodian and the
+    // trustee drop their replicas of everyone's boxed shard too.
+    let replicas: Vec<(&Store, &Path)> = (0..3)
+        .map(|i| (&net.custodian(i).store, net.dirs[i + 1].path()))
+        .chain(std::iter::once((&trustee.store, dir.path())))
+        .collect();
+    for (store, path) in &replicas {
+        for (c, bytes) in record.custodians.iter().zip(&sealed) {
+            eventually("every replica of every shard erased", || async {
+                let entry = store.entry(&c.shard).unwrap().expect("header kept");
+                let gone = entry.payload.is_none()
+                    && crate::store::files_containing(path, bytes).is_empty();
+                gone.then_some(())
+            })
+            .await;
+        }
+    }
+    eventually("every custodian acknowledged the revocation", || async {
+        records::backup(&net.owner.store, &created.id)
+            .unwrap()
+            .filter(|r| r.revoked.is_some())
+            .filter(|r| r.custodians.iter().all(|c| c.revoke_acked.is_some()))
+    })
+    .await;
+    let reshare = net
+        .owner
+        .engine
+        .reshare_backup(created.id, spec(net.feeds(), 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(reshare, EngineError::Redeemed(_)), "{reshare}");
 
     // The trustee cannot ask again, and the owner's own request is answered
     // "redeemed" by every custodian.
