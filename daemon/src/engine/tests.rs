@@ -2036,3 +2036,150 @@ async fn a_peer_that_keeps_asking_for_what_it_may_not_have_is_blocked() {
     assert!(stranger.shutdown(LIMIT).await);
     net.shutdown().await;
 }
+
+/// Signs `contents` as the next entries of `author`'s feed after `previous`,
+/// each boxed to its recipients.
+fn boxed_entries(
+    author: &Keypair,
+    previous: Option<&SignedHeader>,
+    contents: &[(&[FeedId], Content)],
+) -> Vec<IncomingEntry> {
+    let now = crate::clock::now_ms();
+    let mut rng = os_rng();
+    let mut run: Vec<IncomingEntry> = Vec::new();
+    for (to, content) in contents {
+        let json = content.to_json().unwrap();
+        let boxed = envelope::seal(&mut rng, &author.feed_id(), to, &json).unwrap();
+        let last = run.last().map(|e| &e.header).or(previous);
+        let header =
+            SignedHeader::sign_next(author, last, now, PayloadKind::Boxed, &boxed).unwrap();
+        run.push(IncomingEntry {
+            header,
+            payload: Some(boxed),
+        });
+    }
+    run
+}
+
+// The owner revokes a redeemed backup to have every replica erased, and its
+// `revoke` can reach a custodian before the trustee's `redeemed`. Here it
+// does, deterministically, at a custodian whose user had not approved yet
+// (the trustee recovered from the others): the revocation closes the request,
+// and the redemption still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redemption_that_arrives_after_the_owners_revocation_still_counts() {
+    use sherd_protocol::content::{Redeemed, Request, RequestKind, Revoke};
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = bare(dir.path(), 41, 64);
+    let me = node.key.feed_id();
+    let owner = Keypair::from_seed(&[42; 32]);
+    let trustee = Keypair::from_seed(&[43; 32]);
+    let mut rng = os_rng();
+    let spec = BackupSpec {
+        one_time: true,
+        threshold: 1,
+        ..emergency_spec(vec![me], trustee.feed_id(), 0, Release::Approve)
+    };
+    let made = backup::create(&mut rng, &owner, crate::clock::now_ms(), &spec).unwrap();
+    let backup = made.id;
+    let (_, shard) = made.shards.into_iter().next().unwrap();
+    let owner_run = boxed_entries(&owner, None, &[(&[me], Content::Shard(shard))]);
+    let shard_entry = owner_run[0].header.id();
+    node.store
+        .ingest(owner.feed_id(), owner_run.clone(), crate::clock::now_ms())
+        .await
+        .unwrap();
+    eventually("the shard is held", || async {
+        records::held_shard(&node.store, &backup).unwrap()
+    })
+    .await;
+
+    // The trustee asks; with no window, the request waits for the user.
+    let request = sherd_protocol::RequestId::random(&mut rng);
+    let ask = Content::Request(Request {
+        version: V1,
+        id: request,
+        kind: RequestKind::Emergency,
+        backup,
+        owner: owner.feed_id(),
+        recipient: trustee.feed_id(),
+        custodians: vec![me],
+        expires_ms: crate::clock::now_ms() + 3_600_000,
+    });
+    let trustee_run = boxed_entries(&trustee, None, &[(&[me, owner.feed_id()], ask)]);
+    node.store
+        .ingest(
+            trustee.feed_id(),
+            trustee_run.clone(),
+            crate::clock::now_ms(),
+        )
+        .await
+        .unwrap();
+    eventually("the request is pending", || async {
+        records::request(&node.store, &trustee.feed_id(), &request)
+            .unwrap()
+            .filter(|r| r.state == records::RequestState::Pending)
+    })
+    .await;
+
+    // The owner's revocation arrives first ...
+    let revoke = Content::Revoke(Revoke {
+        version: V1,
+        backup,
+        shards: vec![shard_entry],
+    });
+    let revoke_run = boxed_entries(&owner, Some(&owner_run[0].header), &[(&[me], revoke)]);
+    node.store
+        .ingest(owner.feed_id(), revoke_run, crate::clock::now_ms())
+        .await
+        .unwrap();
+    eventually("the shard is revoked", || async {
+        records::held_shard(&node.store, &backup)
+            .unwrap()
+            .filter(|h| h.revoked.is_some())
+    })
+    .await;
+    let closed = records::request(&node.store, &trustee.feed_id(), &request)
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(closed.state, records::RequestState::Denied { .. }),
+        "{closed:?}"
+    );
+
+    // ... then the trustee's `redeemed`: it counts.
+    let redeemed = Content::Redeemed(Redeemed {
+        version: V1,
+        backup,
+        request,
+    });
+    let redeemed_run = boxed_entries(
+        &trustee,
+        Some(&trustee_run[0].header),
+        &[(&[me, owner.feed_id()], redeemed)],
+    );
+    node.store
+        .ingest(trustee.feed_id(), redeemed_run, crate::clock::now_ms())
+        .await
+        .unwrap();
+    eventually("the redemption is recorded", || async {
+        records::held_shard(&node.store, &backup)
+            .unwrap()
+            .filter(|h| h.redeemed.is_some())
+    })
+    .await;
+    node.engine.caught_up().await.unwrap();
+    let lines = audit(&node.store);
+    assert_eq!(audit_events(&lines, "shard_erased").len(), 1, "{lines:?}");
+    assert_eq!(
+        audit_events(&lines, "releases_erased").len(),
+        1,
+        "{lines:?}"
+    );
+    assert!(
+        audit_events(&lines, "redeemed_ignored").is_empty(),
+        "{lines:?}"
+    );
+    node.stop().await;
+}
