@@ -81,6 +81,9 @@ pub(super) async fn run(command: &CommandConfig, input: &[u8]) -> Result<(), Com
         .stderr(Stdio::piped())
         // Whatever path leaves this function, the child does not outlive it.
         .kill_on_drop(true)
+        // Its own process group, so that at the time limit whatever it
+        // started goes with it.
+        .process_group(0)
         .spawn()
         .map_err(CommandError::Spawn)?;
     let stdin = child.stdin.take();
@@ -104,7 +107,13 @@ pub(super) async fn run(command: &CommandConfig, input: &[u8]) -> Result<(), Com
     let status = match tokio::time::timeout(command.timeout, work).await {
         Ok(status) => status?,
         Err(_) => {
-            // SIGKILL, then reap it. A child it started itself may live on.
+            // SIGKILL to its whole group (what it started too), then reap it.
+            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.start_kill();
             let _ = child.wait().await;
             if let Some(task) = stderr {

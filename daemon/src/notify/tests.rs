@@ -306,6 +306,42 @@ async fn a_command_that_hangs_is_killed_at_its_time_limit() {
     assert!(matches!(err, CommandError::TimedOut(_)), "{err}");
 }
 
+/// Whether process `pid` is gone (or a zombie left for its reaper).
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+#[tokio::test]
+async fn what_a_command_started_is_killed_with_it_at_the_time_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    // The shell starts a background sleep, says its pid, and waits on it.
+    let script = format!("sleep 30 & echo $! > '{}'; wait", pidfile.display());
+    let err = command::run(&sh(&script, Duration::from_millis(500)), b"{}\n")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommandError::TimedOut(_)), "{err}");
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_gone(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the background sleep {pid} lives on"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_failing_command_is_reported_with_its_status_and_stderr() {
     let err = command::run(
