@@ -9,13 +9,13 @@
 //! recovery took are in no file of the trustee's. The owner's backup says
 //! who redeemed it; every custodian audits `shard_erased`; the trustee
 //! asking again is refused (409, redeemed); the owner's own request is
-//! denied by every custodian, "redeemed".
+//! denied by every custodian, "redeemed". The owner revokes the redeemed
+//! backup, so the replicas of every custodian's `shard` entry (the owner's
+//! feed carries them all) are in no file of any node's data dir either.
 //!
 //! Reported, not asserted (what the protocol does not erase today): the
-//! copies of the erased payloads that other nodes replicate (the owner's
-//! feed carries every custodian's `shard` entry, and each custodian's feed
-//! its `reply`), and the replies the trustee received after its recovery
-//! was complete, which it keeps.
+//! copies of a custodian's `reply` that other nodes replicate from its feed
+//! (boxed to the trustee alone).
 
 use std::collections::BTreeMap;
 
@@ -261,19 +261,34 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
         "the last reply was gone from the trustee's disk {waited} ms after this step began"
     ));
 
+    let everyone: Vec<&str> = std::iter::once(OWNER)
+        .chain(CUSTODIANS)
+        .chain(std::iter::once(TRUSTEE))
+        .collect();
+    s.step(
+        "no copy of any shard is left anywhere: the owner revoked the redeemed backup, and \
+         every node erased its replicas of every custodian's shard entry",
+        async |until| {
+            for (c, h) in &held {
+                for name in everyone.iter().filter(|n| **n != *c) {
+                    let what = format!("its replica of {c}'s shard");
+                    disk::wait_gone(net, until, name, &what, &h.shard.1).await?;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
     let copies = s
         .step(
-            "where copies of the erased payloads are left (replicated by the owner, the \
-             co-custodians and the trustee): counted",
+            "where copies of the released replies are left (replicated from each custodian's \
+             feed by the others): counted",
             async |_| {
                 let mut copies = 0u64;
-                let everyone: Vec<&str> = std::iter::once(OWNER)
-                    .chain(CUSTODIANS)
-                    .chain(std::iter::once(TRUSTEE))
-                    .collect();
                 for (c, h) in &held {
-                    for name in everyone.iter().filter(|n| **n != *c) {
-                        if !disk::on_disk(net, name, &h.shard.1)?.is_empty() {
+                    let Some((_, reply)) = &h.reply else { continue };
+                    for name in everyone.iter().filter(|n| **n != *c && **n != TRUSTEE) {
+                        if !disk::on_disk(net, name, reply)?.is_empty() {
                             copies += 1;
                         }
                     }
@@ -283,10 +298,10 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
         )
         .await?;
     s.note(format!(
-        "{copies} copies of the 5 shard entries' payloads on other nodes' disks (each boxed to \
-         its custodian alone)"
+        "{copies} copies of the released replies on other nodes' disks (each boxed to the \
+         trustee alone)"
     ));
-    s.set("shard_copies_elsewhere", copies);
+    s.set("reply_copies_elsewhere", copies);
 
     s.step(
         "the trustee asking again is refused: 409, redeemed",

@@ -5,13 +5,15 @@
 //! and no longer lists the shard as held; the payload of its `shard` entry
 //! is in no file of its data dir (read before through `GET
 //! /v1/test/entry/{id}`: the custodians run with `--test-hooks`; found on
-//! disk before, the control). A new request for the backup is refused.
+//! disk before, the control). Each custodian's replica of the owner's feed
+//! also holds the other custodians' boxed shards (found on its disk before);
+//! the `revoke` lists them, and those bytes too end up in no file of any
+//! custodian's data dir, nor of the owner's. A new request for the backup is
+//! refused.
 //!
 //! Reported, not asserted: whether a custodian's bytes were still on its
 //! disk when the owner first showed it `erased` (its `ack` is committed
-//! before the store is scrubbed), and the copies of the erased payloads that
-//! the owner and the co-custodians keep (the owner's feed carries every
-//! `shard` entry).
+//! before the store is scrubbed).
 
 use sherd_api::DecideRequest;
 use sherd_testnet::Testnet;
@@ -75,6 +77,35 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
         )
         .await?;
     s.set("shard_payloads_found_before", shards.len());
+    let replicas = s
+        .step(
+            "each custodian's replica of the owner's feed holds the other custodians' boxed \
+             shards too: their bytes are in a file of its data dir (the control)",
+            async |until| {
+                let mut replicas = 0u64;
+                for c in CUSTODIANS {
+                    for (other, _, payload) in shards.iter().filter(|(o, _, _)| *o != c) {
+                        flow::poll(
+                            until,
+                            c,
+                            "the replica of another custodian's shard",
+                            || async {
+                                Ok(if disk::on_disk(net, c, payload)?.is_empty() {
+                                    Err(format!("{other}'s shard is not on its disk yet"))
+                                } else {
+                                    Ok(())
+                                })
+                            },
+                        )
+                        .await?;
+                        replicas += 1;
+                    }
+                }
+                Ok(replicas)
+            },
+        )
+        .await?;
+    s.set("replicas_found_before", replicas);
     let request = common::owner_asks(net, s, &made.id, &CUSTODIANS).await?;
 
     let (still_on_disk, shown) = s
@@ -156,6 +187,24 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
         "{still_on_disk} custodians still had the bytes on disk when the owner showed them \
          erased; the last were gone {waited} ms into this step"
     ));
+    s.step(
+        "no copy is left anywhere: on every custodian, the other custodians' shards (listed \
+         by the revoke) are in no file of its data dir either, nor any shard in the owner's",
+        async |until| {
+            for c in CUSTODIANS {
+                for (other, _, payload) in shards.iter().filter(|(o, _, _)| *o != c) {
+                    let what = format!("its replica of {other}'s shard");
+                    disk::wait_gone(net, until, c, &what, payload).await?;
+                }
+            }
+            for (c, _, payload) in &shards {
+                let what = format!("its copy of {c}'s shard");
+                disk::wait_gone(net, until, OWNER, &what, payload).await?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
 
     s.step(
         "the pending request is closed: each custodian shows it denied, and approving it \
@@ -196,27 +245,5 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
     )
     .await?;
 
-    let copies = s
-        .step(
-            "where copies of the erased payloads are left (the owner's store, the \
-             co-custodians'): counted",
-            async |_| {
-                let mut copies = 0u64;
-                for (c, _, payload) in &shards {
-                    for name in std::iter::once(OWNER).chain(CUSTODIANS) {
-                        if name != *c && !disk::on_disk(net, name, payload)?.is_empty() {
-                            copies += 1;
-                        }
-                    }
-                }
-                Ok(copies)
-            },
-        )
-        .await?;
-    s.note(format!(
-        "{copies} copies of the 3 erased payloads on other nodes' disks (each boxed to its \
-         custodian alone)"
-    ));
-    s.set("shard_copies_elsewhere", copies);
     Ok(())
 }
