@@ -23,6 +23,9 @@ use crate::ids::{BackupId, EntryId, RequestId};
 pub const CONTENT_VERSION: u64 = 1;
 /// The most custodians a backup can have.
 pub const MAX_CUSTODIANS: usize = 32;
+/// Reply entries a `redeemed` lists at most: one per custodian, and as many
+/// again for refused or surplus ones.
+pub const MAX_REPLIES_LISTED: usize = 2 * MAX_CUSTODIANS;
 /// The most trustees a backup can name.
 pub const MAX_TRUSTEES: usize = 8;
 /// The longest label, in bytes.
@@ -416,6 +419,11 @@ pub struct Redeemed {
     pub backup: BackupId,
     /// The request that redeemed it.
     pub request: RequestId,
+    /// The ids of the `reply` entries (in the custodians' feeds) the trustee
+    /// received for it, whose payloads every replica that receives this
+    /// erases (0 to [`MAX_REPLIES_LISTED`], distinct; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<EntryId>,
 }
 
 /// `challenge` (private, to custodians): the owner asks each custodian to
@@ -573,11 +581,8 @@ impl Content {
                 check_text("description", a.description.as_deref(), MAX_TEXT_LEN)
             }
             Self::Revoke(r) => check_entry_list("shards", &r.shards, MAX_CUSTODIANS),
-            Self::Contact(_)
-            | Self::Ack(_)
-            | Self::Redeemed(_)
-            | Self::Challenge(_)
-            | Self::Proof(_) => Ok(()),
+            Self::Redeemed(r) => check_entry_list("replies", &r.replies, MAX_REPLIES_LISTED),
+            Self::Contact(_) | Self::Ack(_) | Self::Challenge(_) | Self::Proof(_) => Ok(()),
             Self::Root(r) => {
                 check_label("label", &r.label)?;
                 let feeds: Vec<FeedId> = r.custodians.iter().map(|c| c.feed).collect();

@@ -479,6 +479,13 @@ fn built_in_rust() -> (Vec<Content>, Vec<Content>) {
             version: V1,
             backup,
             request,
+            replies: Vec::new(),
+        }),
+        Content::Redeemed(Redeemed {
+            version: V1,
+            backup,
+            request,
+            replies: vec![EntryId([7; 32])],
         }),
         Content::Challenge(Challenge {
             version: V1,

@@ -196,6 +196,7 @@ pub(super) async fn create_backup(
                 revoked: None,
                 redeemed: None,
                 last_check_ms: None,
+                erased_replicas: Vec::new(),
             };
             let mut updates = vec![
                 records::backup_update(id, &record),

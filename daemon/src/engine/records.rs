@@ -41,6 +41,10 @@ pub struct BackupRecord {
     /// When the last round of health checks went out, ms since the Unix epoch.
     #[serde(default)]
     pub last_check_ms: Option<u64>,
+    /// The replies that redeemed the backup (in the custodians' feeds, boxed
+    /// to the trustee), erased from this node's replicas.
+    #[serde(default)]
+    pub erased_replicas: Vec<EntryId>,
 }
 
 /// A trustee's use of a one-time backup, as the owner saw it.
@@ -184,8 +188,9 @@ pub struct HeldShard {
     /// shard's payload is then erased and requests are answered "redeemed".
     #[serde(default)]
     pub redeemed: Option<EntryId>,
-    /// The other custodians' `shard` entries, which this node cannot open,
-    /// erased from its replica of the owner's feed on the revocation.
+    /// Entries this node cannot open, erased from its replicas: the other
+    /// custodians' `shard` entries (listed by a revocation) and their
+    /// replies to a trustee (listed by a redemption).
     #[serde(default)]
     pub erased_replicas: Vec<EntryId>,
     /// When this node last answered the owner's health check.

@@ -24,7 +24,9 @@
 //! The owner's own recoveries (same identity, or a lost device) do not redeem
 //! a backup: one-time limits emergency access, not the owner.
 
-use sherd_protocol::content::{Content, Deny, Redeemed, Request, RequestKind, V1};
+use sherd_protocol::content::{
+    Content, Deny, MAX_REPLIES_LISTED, Redeemed, Request, RequestKind, V1,
+};
 use sherd_protocol::entry::{PayloadKind, SignedHeader};
 use sherd_protocol::{BackupId, EntryId, FeedId};
 
@@ -79,6 +81,18 @@ pub(super) fn on_delivery(
         .copied()
         .chain(std::iter::once(grant.owner))
         .collect();
+    // Every reply that came (taken, refused or surplus): the custodians and
+    // the owner replicate each custodian's feed, so each holds them all.
+    let mut replies: Vec<EntryId> = Vec::new();
+    let received = recovery.shards.iter().chain(&recovery.rejected);
+    for entry in received
+        .map(|s| s.entry)
+        .chain(recovery.surplus.iter().copied())
+    {
+        if !replies.contains(&entry) && replies.len() < MAX_REPLIES_LISTED {
+            replies.push(entry);
+        }
+    }
     let publish = boxed_to(
         engine,
         &recipients,
@@ -86,6 +100,7 @@ pub(super) fn on_delivery(
             version: V1,
             backup,
             request: *request,
+            replies,
         }),
     )?;
     grant.redeemed_ms = Some(now);
@@ -167,9 +182,13 @@ async fn at_custodian(
         return engine.commit_audit(item, line).await;
     }
 
+    // The other custodians' replies to the trustee, replicated here.
+    let replicas = revoke::unreadable_replicas(engine, &held.custodians, &redeemed.replies)?;
     held.redeemed = Some(item.id);
+    held.erased_replicas.extend(replicas.iter().copied());
     let mut erase: Vec<EntryId> = vec![held.shard];
     erase.extend(released_for(engine, |b| *b == backup)?);
+    erase.extend(replicas);
     let mut updates = vec![records::held_update(backup, &held)];
     updates.extend(super::revoke::close_open_requests(
         engine, backup, REDEEMED,
@@ -241,6 +260,10 @@ async fn at_owner(
         request: redeemed.request,
         at_ms: now,
     });
+    // The custodians' replies to the trustee, replicated here.
+    let custodians: Vec<FeedId> = record.custodians.iter().map(|c| c.feed).collect();
+    let replicas = revoke::unreadable_replicas(engine, &custodians, &redeemed.replies)?;
+    record.erased_replicas.extend(replicas.iter().copied());
     // Revoked too, in the same step: the custodians already erase their own
     // shards, but they and the trustees keep replicas of everyone's boxed
     // shard in their copies of our feed, and only a `revoke` lists those.
@@ -263,7 +286,8 @@ async fn at_owner(
             "a trustee used its one-time access; the custodians erase their shards, \
              and the backup is revoked so that every replica of them goes too",
         );
-    let shards: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
+    let mut erase: Vec<EntryId> = record.custodians.iter().map(|c| c.shard).collect();
+    erase.extend(replicas);
     engine
         .commit(Some(item), publish, move |published: &[SignedHeader]| {
             if let Some(revoke) = published.first() {
@@ -275,9 +299,10 @@ async fn at_owner(
             ]
         })
         .await?;
-    // Our copies of the custodians' sealed shards go too: we would
-    // otherwise go on serving them to whoever syncs our feed.
-    super::revoke::erase(engine, &shards).await;
+    // Our copies of the custodians' sealed shards go too (we would
+    // otherwise go on serving them to whoever syncs our feed), and our
+    // replicas of their replies.
+    super::revoke::erase(engine, &erase).await;
     tracing::info!(%backup, %trustee, "engine: our one-time backup was redeemed");
     Ok(())
 }

@@ -90,13 +90,14 @@ pub(super) fn revoke_content(backup: BackupId, record: &BackupRecord) -> Content
     })
 }
 
-/// The entries among `listed` that are boxed entries of `owner`'s feed
-/// held here whose envelopes do not open with this node's key: replicas
-/// this node keeps for others and never acts on, so erasing them takes
-/// nothing from it. Trial-opening costs one X25519 per entry (at most 32).
-fn unreadable_replicas(
+/// The entries among `listed` that are boxed entries of one of `authors`'
+/// feeds held here whose envelopes do not open with this node's key:
+/// replicas this node keeps for others and never acts on, so erasing them
+/// takes nothing from it. Trial-opening costs one X25519 per entry (at most
+/// 64).
+pub(super) fn unreadable_replicas(
     engine: &Engine,
-    owner: FeedId,
+    authors: &[FeedId],
     listed: &[EntryId],
 ) -> Result<Vec<EntryId>, EngineError> {
     let mut replicas = Vec::new();
@@ -104,12 +105,15 @@ fn unreadable_replicas(
         let Some(stored) = engine.store.entry(id)? else {
             continue;
         };
-        if stored.header.header().author != *owner.as_bytes() {
+        let Some(author) = authors
+            .iter()
+            .find(|a| a.as_bytes() == &stored.header.header().author)
+        else {
             continue;
-        }
+        };
         let item = open::open(
             &engine.secret,
-            owner,
+            *author,
             &stored.header,
             stored.payload.as_deref(),
         );
@@ -143,9 +147,9 @@ pub(super) async fn on_revoke(
             .reason("revoked already");
         return engine.commit_audit(item, line).await;
     }
-    let replicas = unreadable_replicas(engine, owner, &revoke.shards)?;
+    let replicas = unreadable_replicas(engine, &[owner], &revoke.shards)?;
     held.revoked = Some(item.id);
-    held.erased_replicas.clone_from(&replicas);
+    held.erased_replicas.extend(replicas.iter().copied());
     let mut erased = replicas;
     erased.push(held.shard);
     let mut updates = vec![records::held_update(backup, &held)];
@@ -213,7 +217,7 @@ async fn on_revoke_as_trustee(
     if grant.revoked.is_some() {
         return engine.commit_audit(item, ignored("revoked already")).await;
     }
-    let replicas = unreadable_replicas(engine, owner, &revoke.shards)?;
+    let replicas = unreadable_replicas(engine, &[owner], &revoke.shards)?;
     grant.revoked = Some(item.id);
     grant.erased_replicas.clone_from(&replicas);
     let line = AuditLine::new(now, "grant_revoked", Outcome::Ok)
@@ -327,22 +331,31 @@ pub(super) async fn erase(engine: &Engine, entries: &[EntryId]) {
 }
 
 /// On the owner: the `shard` entries of our backups that ended (revoked,
-/// re-shared or redeemed), erased again on every start.
+/// re-shared or redeemed), and the replicas of the replies that redeemed
+/// one, erased again on every start.
 pub(super) fn ended_backup_shards(engine: &Engine) -> Result<Vec<EntryId>, EngineError> {
     Ok(records::backups(&engine.store)?
         .into_iter()
         .filter(|(_, r)| r.revoked.is_some() || r.redeemed.is_some())
-        .flat_map(|(_, r)| r.custodians.into_iter().map(|c| c.shard))
+        .flat_map(|(_, r)| {
+            let shards = r.custodians.into_iter().map(|c| c.shard);
+            shards.chain(r.erased_replicas)
+        })
         .collect())
 }
 
-/// The shard entries of revoked backups, ours and the replicas of others'
-/// (erased again on every start).
+/// The shard entries of revoked backups, ours, and the replicas of others'
+/// shards and replies erased on a revocation or a redemption (erased again
+/// on every start).
 pub(super) fn revoked_shards(engine: &Engine) -> Result<Vec<EntryId>, EngineError> {
     let held = records::held_shards(&engine.store)?
         .into_iter()
-        .filter(|(_, h)| h.revoked.is_some())
-        .flat_map(|(_, h)| std::iter::once(h.shard).chain(h.erased_replicas));
+        .flat_map(|(_, h)| {
+            h.revoked
+                .map(|_| h.shard)
+                .into_iter()
+                .chain(h.erased_replicas)
+        });
     let granted = records::grants(&engine.store)?
         .into_iter()
         .flat_map(|(_, g)| g.erased_replicas);

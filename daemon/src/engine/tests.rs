@@ -1576,9 +1576,43 @@ async fn a_one_time_backup_is_redeemed_once_and_erased_from_every_custodian_stor
         .start_owner_recovery(created.id)
         .await
         .unwrap();
-    wait_for_complete(&trustee, &created.id).await;
+    let recovery = wait_for_complete(&trustee, &created.id).await;
+    // The replies it took are replicated by the owner and every custodian
+    // (each follows the custodians' feeds): the control, before.
+    let replies: Vec<(EntryId, Vec<u8>)> = recovery
+        .shards
+        .iter()
+        .map(|s| {
+            let entry = trustee.store.entry(&s.entry).unwrap().unwrap();
+            (s.entry, entry.payload.expect("held until taken"))
+        })
+        .collect();
+    let everyone: Vec<(&Store, &Path)> = std::iter::once((&net.owner.store, net.dirs[0].path()))
+        .chain((0..3).map(|i| (&net.custodian(i).store, net.dirs[i + 1].path())))
+        .collect();
+    for (store, path) in &everyone {
+        for (entry, bytes) in &replies {
+            eventually("the reply is replicated", || async {
+                let held = store.entry(entry).unwrap().and_then(|e| e.payload);
+                held.is_some().then_some(())
+            })
+            .await;
+            assert!(!crate::store::files_containing(path, bytes).is_empty());
+        }
+    }
     let secret = trustee.engine.take_secret(created.id).await.unwrap();
     assert_eq!(secret.secret.as_slice(), SECRET);
+    // The `redeemed` lists them, and every replica drops them.
+    for (store, path) in &everyone {
+        for (entry, bytes) in &replies {
+            eventually("every replica of every reply erased", || async {
+                let gone = store.entry(entry).unwrap().unwrap().payload.is_none()
+                    && crate::store::files_containing(path, bytes).is_empty();
+                gone.then_some(())
+            })
+            .await;
+        }
+    }
 
     for (i, bytes) in sealed.iter().enumerate() {
         let node = net.custodian(i);
@@ -2153,6 +2187,7 @@ async fn a_redemption_that_arrives_after_the_owners_revocation_still_counts() {
         version: V1,
         backup,
         request,
+        replies: Vec::new(),
     });
     let redeemed_run = boxed_entries(
         &trustee,

@@ -11,11 +11,9 @@
 //! asking again is refused (409, redeemed); the owner's own request is
 //! denied by every custodian, "redeemed". The owner revokes the redeemed
 //! backup, so the replicas of every custodian's `shard` entry (the owner's
-//! feed carries them all) are in no file of any node's data dir either.
-//!
-//! Reported, not asserted (what the protocol does not erase today): the
-//! copies of a custodian's `reply` that other nodes replicate from its feed
-//! (boxed to the trustee alone).
+//! feed carries them all) are in no file of any node's data dir either; nor
+//! are the replicas of the custodians' replies, which the trustee's
+//! `redeemed` lists.
 
 use std::collections::BTreeMap;
 
@@ -279,29 +277,25 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
         },
     )
     .await?;
-    let copies = s
+    let replicas = s
         .step(
-            "where copies of the released replies are left (replicated from each custodian's \
-             feed by the others): counted",
-            async |_| {
-                let mut copies = 0u64;
+            "no copy of any reply is left either: the trustee's redeemed lists them, and the \
+             owner and every custodian erased their replicas",
+            async |until| {
+                let mut replicas = 0u64;
                 for (c, h) in &held {
                     let Some((_, reply)) = &h.reply else { continue };
                     for name in everyone.iter().filter(|n| **n != *c && **n != TRUSTEE) {
-                        if !disk::on_disk(net, name, reply)?.is_empty() {
-                            copies += 1;
-                        }
+                        let what = format!("its replica of {c}'s reply");
+                        disk::wait_gone(net, until, name, &what, reply).await?;
+                        replicas += 1;
                     }
                 }
-                Ok(copies)
+                Ok(replicas)
             },
         )
         .await?;
-    s.note(format!(
-        "{copies} copies of the released replies on other nodes' disks (each boxed to the \
-         trustee alone)"
-    ));
-    s.set("reply_copies_elsewhere", copies);
+    s.set("reply_replicas_erased", replicas);
 
     s.step(
         "the trustee asking again is refused: 409, redeemed",
