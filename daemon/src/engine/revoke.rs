@@ -9,11 +9,13 @@
 //! entries that do not open for the node are erased this way, so an owner's
 //! list can take nothing from this node that it acts on.
 //!
-//! The node's record says `revoked` (in the same transaction as the `ack`)
-//! before the payloads are erased (a separate store command, which also
-//! scrubs the file), and every start erases the payloads of revoked shards
-//! again: a crash in between leaves nothing behind for long. A revoked shard
-//! is never released: its payload is gone, and requests for it are refused.
+//! A custodian erases the payloads (a store command, which also scrubs the
+//! file) before it commits its record saying `revoked` together with its
+//! `ack`, so an `ack` is never ahead of the erasure; a stop in between
+//! leaves the `revoke` unprocessed, to be taken again. A trustee records
+//! first and erases after, and every start erases the payloads of revoked
+//! shards and erased replicas again. A revoked shard is never released: its
+//! payload is gone, and requests for it are refused.
 //! The entries' headers stay, so the feed still verifies.
 
 use sherd_protocol::content::{Ack, Content, Revoke, V1};
@@ -181,8 +183,11 @@ pub(super) async fn on_revoke(
             erased.len() - 1
         ));
     updates.push(EngineUpdate::Audit(line.to_json()));
+    // Erased (and scrubbed) before the `ack` says so. A stop in between
+    // leaves the revocation unprocessed, so it is taken again at the next
+    // start: erasing what is gone costs nothing.
+    engine.store.erase_payloads(erased).await?;
     engine.commit(Some(item), publish, move |_| updates).await?;
-    erase(engine, &erased).await;
     engine.deadlines_changed();
     tracing::info!(%backup, %owner, "engine: shard erased on revocation");
     if first_erasure {
