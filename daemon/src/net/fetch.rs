@@ -46,6 +46,9 @@ struct Fetch {
     appended: usize,
     /// The feed's head as far as this fetch's ingests have reported.
     head_seq: u64,
+    /// An ingest stopped short (a fork, a refused entry): the batches after
+    /// it cannot be taken, so nothing more is asked.
+    halted: bool,
 }
 
 /// What to do with a batch that arrived.
@@ -113,6 +116,7 @@ impl Fetches {
                 last_queued: None,
                 appended: 0,
                 head_seq: from_seq.saturating_sub(1),
+                halted: false,
             },
         );
         self.generations
@@ -146,7 +150,7 @@ impl Fetches {
         let (queued, next_queued) = oneshot::channel();
         let after = f.last_queued.replace(next_queued);
         let more = last_seq
-            .filter(|&last| last < f.target)
+            .filter(|&last| last < f.target && !f.halted)
             .map(|last| last + 1);
         let request_from = match more {
             Some(from) if f.ingesting < MAX_BATCHES_IN_FLIGHT => {
@@ -167,14 +171,14 @@ impl Fetches {
     }
 
     /// An ingest of generation `generation` reported: `appended` entries, the
-    /// head now at `head_seq`.
+    /// head now at `head_seq`, and whether it stopped short of its batch's end.
     pub(super) fn on_ingested(
         &mut self,
         peer: PeerId,
         feed: [u8; 32],
         generation: u64,
-        appended: usize,
-        head_seq: u64,
+        (appended, head_seq): (usize, u64),
+        stopped_short: bool,
     ) -> Next {
         let Some(f) = self.current(peer, feed, generation) else {
             return Next::Wait;
@@ -182,6 +186,10 @@ impl Fetches {
         f.ingesting = f.ingesting.saturating_sub(1);
         f.appended += appended;
         f.head_seq = f.head_seq.max(head_seq);
+        if stopped_short {
+            f.halted = true;
+            f.deferred = None;
+        }
         if let Some(from_seq) = f.deferred.take() {
             f.requesting = true;
             return Next::Request {
@@ -272,15 +280,15 @@ mod tests {
             .unwrap();
         assert_eq!(third.request_from, None);
         assert_eq!(
-            fetches.on_ingested(peer, FEED, generation, 1000, 1000),
+            fetches.on_ingested(peer, FEED, generation, (1000, 1000), false),
             Next::Wait
         );
         assert_eq!(
-            fetches.on_ingested(peer, FEED, generation, 1000, 2000),
+            fetches.on_ingested(peer, FEED, generation, (1000, 2000), false),
             Next::Wait
         );
         assert_eq!(
-            fetches.on_ingested(peer, FEED, generation, 1000, 3000),
+            fetches.on_ingested(peer, FEED, generation, (1000, 3000), false),
             Next::Finished(Finished {
                 target: 3000,
                 head_seq: 3000,
@@ -309,7 +317,7 @@ mod tests {
             .unwrap();
         assert_eq!(plan.request_from, None, "held back");
         assert_eq!(
-            fetches.on_ingested(peer, FEED, generation, 1000, 1000),
+            fetches.on_ingested(peer, FEED, generation, (1000, 1000), false),
             Next::Request {
                 from_seq: last + 1,
                 generation
@@ -326,11 +334,40 @@ mod tests {
         let plan = fetches.on_batch(peer, FEED, generation, None).unwrap();
         assert_eq!(plan.request_from, None);
         assert_eq!(
-            fetches.on_ingested(peer, FEED, generation, 0, 0),
+            fetches.on_ingested(peer, FEED, generation, (0, 0), false),
             Next::Finished(Finished {
                 target: 5000,
                 head_seq: 100,
                 appended: 0
+            })
+        );
+    }
+
+    #[test]
+    fn an_ingest_that_stopped_short_ends_the_fetch() {
+        let mut fetches = Fetches::default();
+        let peer = PeerId::random();
+        let generation = fetches.start(peer, FEED, 1, 10_000);
+        let first = fetches
+            .on_batch(peer, FEED, generation, Some(1000))
+            .unwrap();
+        assert_eq!(first.request_from, Some(1001));
+        // The first batch stopped at entry 500 (a fork, say).
+        assert_eq!(
+            fetches.on_ingested(peer, FEED, generation, (499, 499), true),
+            Next::Wait
+        );
+        // The batch already asked for arrives, but nothing more is asked.
+        let second = fetches
+            .on_batch(peer, FEED, generation, Some(2000))
+            .unwrap();
+        assert_eq!(second.request_from, None);
+        assert_eq!(
+            fetches.on_ingested(peer, FEED, generation, (0, 499), true),
+            Next::Finished(Finished {
+                target: 10_000,
+                head_seq: 499,
+                appended: 499
             })
         );
     }
@@ -359,7 +396,10 @@ mod tests {
         assert!(fetches.on_batch(peer, FEED, old, Some(2000)).is_none());
         let new = fetches.start(peer, FEED, 1, 3000);
         assert!(fetches.on_batch(peer, FEED, old, Some(2000)).is_none());
-        assert_eq!(fetches.on_ingested(peer, FEED, old, 1000, 1000), Next::Wait);
+        assert_eq!(
+            fetches.on_ingested(peer, FEED, old, (1000, 1000), false),
+            Next::Wait
+        );
         assert_eq!(fetches.on_request_failed(peer, FEED, old), Next::Wait);
         assert!(fetches.contains(peer, FEED), "the new fetch goes on");
         assert_eq!(
@@ -386,7 +426,7 @@ mod tests {
             Next::Wait
         );
         assert_eq!(
-            fetches.on_ingested(peer, FEED, generation, 1000, 1000),
+            fetches.on_ingested(peer, FEED, generation, (1000, 1000), false),
             Next::Finished(Finished {
                 target: 3000,
                 head_seq: 1000,

@@ -774,9 +774,13 @@ impl Service {
                             self.strike(peer, "invalid entry in a sync response");
                             self.fetching.abandon(peer, key);
                         } else {
-                            let next = self
-                                .fetching
-                                .on_ingested(peer, key, generation, o.appended, o.head_seq);
+                            let next = self.fetching.on_ingested(
+                                peer,
+                                key,
+                                generation,
+                                (o.appended, o.head_seq),
+                                o.stopped_by.is_some(),
+                            );
                             self.go_on(peer, feed, next);
                         }
                     }
