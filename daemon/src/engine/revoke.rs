@@ -93,10 +93,10 @@ pub(super) fn revoke_content(backup: BackupId, record: &BackupRecord) -> Content
 }
 
 /// The entries among `listed` that are boxed entries of one of `authors`'
-/// feeds held here whose envelopes do not open with this node's key:
-/// replicas this node keeps for others and never acts on, so erasing them
-/// takes nothing from it. Trial-opening costs one X25519 per entry (at most
-/// 64).
+/// feeds (never this node's own) held here whose envelopes do not open with
+/// this node's key: replicas this node keeps for others and never acts on,
+/// so erasing them takes nothing from it, and no author loses its own copy.
+/// Trial-opening costs one X25519 per entry (at most 64).
 pub(super) fn unreadable_replicas(
     engine: &Engine,
     authors: &[FeedId],
@@ -109,6 +109,7 @@ pub(super) fn unreadable_replicas(
         };
         let Some(author) = authors
             .iter()
+            .filter(|a| **a != engine.me)
             .find(|a| a.as_bytes() == &stored.header.header().author)
         else {
             continue;
