@@ -113,23 +113,8 @@ pub(super) async fn back_up_with(
     threshold: u8,
     title: &str,
 ) -> Result<Made, Failure> {
-    let made = s
-        .step(title, async |until| {
-            let secret = flow::random_secret(SECRET_LEN)?;
-            let made =
-                flow::create_backup(net, OWNER, "scenario secret", threshold, feeds, &secret)
-                    .await?;
-            flow::wait_for_acks(net, until, OWNER, &made.id, feeds.len()).await?;
-            Ok(Made {
-                id: made.id,
-                secret,
-            })
-        })
-        .await?;
-    s.set("custodians", feeds.len());
+    let made = back_up_acked(net, s, feeds, threshold, feeds.len(), title).await?;
     s.set("acks", feeds.len());
-    s.set("threshold", threshold);
-    s.set("secret_bytes", SECRET_LEN);
     Ok(made)
 }
 
@@ -178,11 +163,25 @@ pub(super) async fn back_up(
     acks: usize,
     title: &str,
 ) -> Result<Made, Failure> {
+    back_up_acked(net, s, feeds, THRESHOLD, acks, title).await
+}
+
+/// Step: the owner backs a fresh secret up `threshold`-of-`feeds` and waits
+/// for exactly `acks` acknowledgements. Counts the custodians, threshold
+/// and size.
+async fn back_up_acked(
+    net: &Testnet,
+    s: &mut Steps,
+    feeds: &[String],
+    threshold: u8,
+    acks: usize,
+    title: &str,
+) -> Result<Made, Failure> {
     let made = s
         .step(title, async |until| {
             let secret = flow::random_secret(SECRET_LEN)?;
             let made =
-                flow::create_backup(net, OWNER, "scenario secret", THRESHOLD, feeds, &secret)
+                flow::create_backup(net, OWNER, "scenario secret", threshold, feeds, &secret)
                     .await?;
             let shown = flow::wait_for_acks(net, until, OWNER, &made.id, acks).await?;
             if flow::acked(&shown) != acks {
@@ -198,9 +197,31 @@ pub(super) async fn back_up(
         })
         .await?;
     s.set("custodians", feeds.len());
-    s.set("threshold", THRESHOLD);
+    s.set("threshold", threshold);
     s.set("secret_bytes", SECRET_LEN);
     Ok(made)
+}
+
+/// Step: asking for the revoked backup `backup` again is refused (409,
+/// "revoked").
+pub(super) async fn asking_again_is_refused(
+    net: &Testnet,
+    s: &mut Steps,
+    backup: &str,
+    title: &str,
+) -> Result<(), Failure> {
+    s.step(title, async |_| {
+        let again = net
+            .node(OWNER)?
+            .client()
+            .start_recovery(&sherd_api::StartRecovery {
+                backup: Some(backup.to_owned()),
+                ..sherd_api::StartRecovery::default()
+            })
+            .await;
+        conflict(OWNER, "asking again", again, "revoked").map(|_| ())
+    })
+    .await
 }
 
 /// Step: the owner asks for its backup back; the request reaches each of

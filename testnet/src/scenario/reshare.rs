@@ -201,20 +201,11 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
     )
     .await?;
 
-    s.step(
+    common::asking_again_is_refused(
+        net,
+        s,
+        &made.id,
         "the old backup can no longer be asked for (409)",
-        async |_| {
-            let again = net
-                .node(OWNER)?
-                .client()
-                .start_recovery(&sherd_api::StartRecovery {
-                    backup: Some(made.id.clone()),
-                    ..sherd_api::StartRecovery::default()
-                })
-                .await;
-            common::conflict(OWNER, "a request for the old backup", again, "revoked")
-        },
     )
-    .await?;
-    Ok(())
+    .await
 }

@@ -229,21 +229,11 @@ async fn scenario(net: &mut Testnet, s: &mut Steps) -> Result<(), Failure> {
     )
     .await?;
 
-    s.step(
+    common::asking_again_is_refused(
+        net,
+        s,
+        &made.id,
         "a new request for the revoked backup is refused (409)",
-        async |_| {
-            let again = net
-                .node(OWNER)?
-                .client()
-                .start_recovery(&sherd_api::StartRecovery {
-                    backup: Some(made.id.clone()),
-                    ..sherd_api::StartRecovery::default()
-                })
-                .await;
-            common::conflict(OWNER, "a new request", again, "revoked")
-        },
     )
-    .await?;
-
-    Ok(())
+    .await
 }
